@@ -1,0 +1,84 @@
+"""Command line of the core: one sub-command per module in ``dltl_core.commands``.
+
+A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> dict``. With ``--json`` the returned dict is printed as one JSON
+object on stdout; without it, ``format_text(result)`` (if the module has one) or
+an indented JSON rendering is printed. Modules are discovered, so adding a
+command never means editing this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import pkgutil
+import sys
+from types import ModuleType
+from typing import Any, Sequence
+
+from dltl_core import commands as _commands_pkg
+
+
+def _discover() -> dict[str, ModuleType]:
+    found: dict[str, ModuleType] = {}
+    for info in sorted(pkgutil.iter_modules(_commands_pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{_commands_pkg.__name__}.{info.name}")
+        if all(hasattr(module, attr) for attr in ("NAME", "HELP", "add_arguments", "run")):
+            found[module.NAME] = module
+    return found
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The top-level parser with one sub-parser per discovered command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dltl_core",
+        description="DLTL core: the deep-learning teaching dashboard's work, from a terminal.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = _discover()
+    for name, module in modules.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command, print its result. Returns the exit code."""
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    module = modules[args.command]
+    try:
+        result = module.run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        # Bad input is reported, not dumped as a traceback.
+        if args.json:
+            print(json.dumps({"error": str(err)}))
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(_json_safe(result)))
+    elif hasattr(module, "format_text"):
+        print(module.format_text(result))
+    else:
+        print(json.dumps(_json_safe(result), indent=2))
+    return 0

@@ -1,0 +1,122 @@
+"""Page frame: set-up, grouped sidebar navigation, classroom mode, error boundary, charts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from typing import Iterator
+
+import altair as alt
+import streamlit as st
+
+from dltl_ui.nav import HOME, sections
+
+log = logging.getLogger("dltl")
+
+_CLASSROOM_CSS = """
+<style>
+html, body, [class*="css"], .stMarkdown p, .stMarkdown li, label, .stSlider, .stSelectbox
+  { font-size: 1.25rem !important; }
+h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; } h3 { font-size: 1.9rem !important; }
+[data-testid="stCaptionContainer"] { display: none; }
+</style>
+"""
+_BASE_CSS = """
+<style>
+.block-container { padding-top: 2.2rem; }
+</style>
+"""
+
+
+def is_classroom() -> bool:
+    """Whether classroom mode (projector: big type, explanations hidden) is on."""
+    return bool(st.session_state.get("classroom", False))
+
+
+def _font_sizes() -> tuple[int, int, int]:
+    # (axis labels, axis titles, chart title): readable from the back of a lecture hall.
+    return (18, 20, 24) if is_classroom() else (14, 16, 18)
+
+
+def _register_theme() -> None:
+    label, title, header = _font_sizes()
+
+    def theme() -> dict:
+        return {
+            "config": {
+                "axis": {"labelFontSize": label, "titleFontSize": title, "gridOpacity": 0.5},
+                "legend": {"labelFontSize": label, "titleFontSize": title, "symbolSize": 160},
+                "title": {"fontSize": header, "anchor": "start"},
+                "header": {"labelFontSize": title, "titleFontSize": title},
+                "text": {"fontSize": label},
+                "range": {"category": {"scheme": "tableau10"}},
+                "view": {"stroke": None},
+            }
+        }
+
+    name = "dltl_classroom" if is_classroom() else "dltl"
+    alt.theme.register(name, enable=True)(theme)
+
+
+def _sync_classroom() -> None:
+    st.session_state["classroom"] = st.session_state["_classroom_toggle"]
+
+
+def page_setup(title: str, icon: str = "🧠") -> None:
+    """First call of every page: page config, sidebar navigation, classroom mode, theme."""
+    try:
+        st.set_page_config(page_title=f"{title} · DLTL", page_icon=icon, layout="wide")
+    except st.errors.StreamlitAPIException:
+        pass  # already set (AppTest may run pages back to back)
+    with st.sidebar:
+        st.markdown("### 🧠 Deep learning & transfer learning")
+        st.page_link(HOME.path, label=HOME.title, icon=HOME.icon)
+        for section, pages in sections().items():
+            st.caption(section.upper()) if not is_classroom() else st.markdown(f"**{section}**")
+            for page in pages:
+                st.page_link(page.path, label=page.title, icon=page.icon)
+        st.divider()
+        st.toggle(
+            "Classroom mode",
+            value=is_classroom(),
+            key="_classroom_toggle",
+            on_change=_sync_classroom,
+            help="For the projector: bigger type and charts, explanatory text hidden.",
+        )
+    st.markdown(_BASE_CSS + (_CLASSROOM_CSS if is_classroom() else ""), unsafe_allow_html=True)
+    _register_theme()
+
+
+def explain(markdown: str) -> None:
+    """Explanatory text, hidden in classroom mode (the teacher says it aloud)."""
+    if not is_classroom():
+        st.markdown(markdown)
+
+
+def chart_height(base: int = 360) -> int:
+    """Chart height in pixels, larger in classroom mode."""
+    return int(base * 1.35) if is_classroom() else base
+
+
+def show_chart(chart: alt.TopLevelMixin, caption: str | None = None) -> None:
+    """Render an Altair chart with the DLTL theme, and a caption saying what to notice."""
+    st.altair_chart(chart, use_container_width=True, theme=None)
+    if caption:
+        st.caption(caption)
+
+
+@contextlib.contextmanager
+def guard(what: str = "this view") -> Iterator[None]:
+    """Error boundary: an unexpected error becomes a clear message, never a traceback.
+
+    Streamlit's own control-flow exceptions (rerun, stop) pass through.
+    """
+    try:
+        yield
+    except (st.runtime.scriptrunner.StopException, st.runtime.scriptrunner.RerunException):
+        raise
+    except Exception as err:  # noqa: BLE001 - the boundary is the point
+        log.error("error in %s:\n%s", what, traceback.format_exc())
+        st.error(f"Something went wrong in {what}: {err}. The rest of the page still works; "
+                 "try other settings.")

@@ -1,0 +1,62 @@
+"""Every page loads through Streamlit's AppTest, from the entry script, without an exception."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dltl_ui.nav import available_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [p.path for p in available_pages()]
+
+
+def _run(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def test_home_page_links_every_page():
+    at = _run()
+    assert not at.exception
+    body = " ".join(m.value for m in at.markdown)
+    for page in available_pages():
+        assert page.teaches in body
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_without_error(page):
+    at = _run(page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title, "every page has a title"
+
+
+def test_classroom_mode_hides_explanations():
+    at = _run()
+    before = len(at.markdown)
+    at.sidebar.toggle[0].set_value(True).run()
+    assert not at.exception
+    assert at.session_state["classroom"] is True
+    assert len(at.markdown) < before
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "pages").glob("*.py")), ids=lambda p: p.name)
+def test_pages_are_thin_views(path: Path):
+    """Pages hold widgets and charts only: no torch, no training loops (those live in dltl_core)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        assert not any(n == "torch" or n.startswith("torch.") for n in names), f"{path.name} imports torch"
