@@ -132,8 +132,9 @@ def create_scheduler(
     if name == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=min(base) * final_fraction)
     if name == "onecycle":
+        # cycle_momentum=False: a schedule changes η only (cycling would switch momentum on for plain SGD).
         return lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total_steps + 1,
-                                       pct_start=max(warmup_fraction, 1e-3))
+                                       pct_start=max(warmup_fraction, 1e-3), cycle_momentum=False)
     if name == "warmup_cosine":
         warm = max(1, round(warmup_fraction * total_steps))
         return lr_scheduler.SequentialLR(

@@ -1,0 +1,44 @@
+"""``python -m dltl_core lr-range``: the learning-rate range test on the digits with a small MLP.
+
+Example::
+
+    python -m dltl_core lr-range --optimizer sgd --lr-min 1e-4 --lr-max 10 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dltl_core.lr_range import RangeTestConfig, lr_range_test
+from dltl_core.optim import OPTIMIZERS
+
+NAME = "lr-range"
+HELP = "LR range test: grow η exponentially over one pass of the digits, print loss against η"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = RangeTestConfig()
+    parser.add_argument("--optimizer", default=d.optimizer, choices=list(OPTIMIZERS))
+    parser.add_argument("--lr-min", type=float, default=d.lr_min)
+    parser.add_argument("--lr-max", type=float, default=d.lr_max)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--depth", type=int, default=d.depth, help="hidden layers of the MLP")
+    parser.add_argument("--width", type=int, default=d.width, help="units per hidden layer")
+    parser.add_argument("--seed", type=int, default=d.seed)
+
+
+def run(args: argparse.Namespace) -> dict:
+    config = RangeTestConfig(optimizer=args.optimizer, lr_min=args.lr_min, lr_max=args.lr_max,
+                             batch_size=args.batch_size, depth=args.depth, width=args.width, seed=args.seed)
+    return lr_range_test(config).as_dict()
+
+
+def format_text(result: dict) -> str:
+    lines = [f"{len(result['lr'])} batches in {result['seconds']:.2f} s"]
+    every = max(1, len(result["lr"]) // 12)
+    for k in range(0, len(result["lr"]), every):
+        lines.append(f"  η = {result['lr'][k]:10.3g}   loss = {result['loss'][k]:.4f}   smoothed = {result['smooth'][k]:.4f}")
+    s = result["suggested"]
+    lines.append(f"suggested η ≈ {s:.3g}" if s is not None else "no clear suggestion (the loss never fell)")
+    lines.append(f"lowest smoothed loss at η ≈ {result['lr_at_min']:.3g}")
+    return "\n".join(lines)

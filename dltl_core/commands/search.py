@@ -1,0 +1,110 @@
+"""``python -m dltl_core search``: an Optuna study over a CIFAR architecture's hyperparameters.
+
+Several workers (processes or machines) join one study by running the same
+command against one storage URL; ``--trials`` is each worker's share.
+``--fixed`` trains each listed architecture once with one configuration instead
+(the baseline of a size / accuracy / time comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any
+
+from dltl_core.archs import ARCHS
+from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_fixed, run_search, space_from_args
+from dltl_core.train import TrainConfig
+
+NAME = "search"
+HELP = "Hyperparameter search (Optuna) over a CIFAR-10 architecture; SQLite or any RDB URL as storage."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", default="resnet18",
+                        help=f"architecture ({', '.join(ARCHS)}); with --fixed a comma list or 'all'")
+    parser.add_argument("--trials", type=int, default=20, help="trials this worker runs (default 20)")
+    parser.add_argument("--storage", default="sqlite:///runs.db",
+                        help="Optuna storage: a SQLAlchemy URL (sqlite:///runs.db, "
+                             "postgresql://user:pw@host/db) or a SQLite file path")
+    parser.add_argument("--study", default=None, help="study name (default <arch>-cifar10)")
+    parser.add_argument("--data-dir", default=None,
+                        help="CIFAR-10 folder with train/<class>/*.jpg, or where torchvision downloads to "
+                             "(default $DLTL_CIFAR_DIR or the cache)")
+    parser.add_argument("--max-per-class", type=int, default=None,
+                        help="use the first N training images of each class (small CPU demos)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share (default 0.1)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, batch order, augmentation")
+    parser.add_argument("--sampler-seed", type=int, default=None, help="seed of the TPE sampler")
+    parser.add_argument("--pruner", choices=PRUNERS, default="median")
+    parser.add_argument("--lr", default=None, help="learning-rate range LOW,HIGH (log scale)")
+    parser.add_argument("--weight-decay", default=None, help="weight-decay range LOW,HIGH (log scale)")
+    parser.add_argument("--optimizers", default=None, help="comma list, e.g. momentum,nesterov,adamw")
+    parser.add_argument("--schedules", default=None, help="comma list, e.g. cosine,onecycle,constant")
+    parser.add_argument("--batch-sizes", default=None, help="comma list, e.g. 64,128,256")
+    parser.add_argument("--widths", default=None, help="comma list of width multipliers, e.g. 0.25,0.5,1")
+    parser.add_argument("--results", default=None, help="JSON results file to append every run record to")
+    parser.add_argument("--timeout", type=float, default=None, help="start no trial after this many seconds")
+    parser.add_argument("--fixed", nargs="?", const="", default=None, metavar="KEY=VALUE,...",
+                        help="no search: train each --arch at each --widths once with this TrainConfig "
+                             "(e.g. 'optimizer=momentum,lr=0.05,schedule=onecycle,batch_size=64')")
+
+
+def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int) -> TrainConfig:
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    values: dict[str, Any] = {"epochs": epochs, "label_smoothing": label_smoothing, "seed": seed,
+                              "optimizer": "momentum", "lr": 0.05, "weight_decay": 5e-4,
+                              "schedule": "onecycle", "batch_size": 64}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if key not in types or not raw:
+            raise ValueError(f"--fixed: expected KEY=VALUE with KEY one of {', '.join(types)}, got {item!r}")
+        kind = str(types[key])
+        try:
+            values[key] = (int(raw) if kind.startswith("int") else float(raw) if "float" in kind else raw.strip())
+        except ValueError as err:
+            raise ValueError(f"--fixed: bad value for {key}: {raw!r}") from err
+    return TrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    data = DataSpec(args.data_dir, args.max_per_class, args.val_fraction)
+    space = space_from_args(args.lr, args.weight_decay, args.optimizers, args.schedules, args.batch_sizes,
+                            args.widths)
+    if args.fixed is not None:
+        archs = list(ARCHS) if args.arch == "all" else [a.strip() for a in args.arch.split(",") if a.strip()]
+        config = _fixed_config(args.fixed, args.epochs, args.label_smoothing, args.seed)
+        widths = space.widths if args.widths else (1.0,)
+        records = run_fixed(archs, widths, config, data, results=args.results)
+        return {"mode": "fixed", "config": config.as_dict(), "results": args.results,
+                "runs": [{"arch": r.arch, "width": r.width, "val_acc": r.val_acc, "params": r.params,
+                          "flops": r.flops, "wall_seconds": r.wall_seconds, "state": r.state}
+                         for r in records]}
+    cfg = SearchConfig(arch=args.arch, trials=args.trials, storage=args.storage, study_name=args.study,
+                       data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
+                       sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,
+                       timeout=args.timeout)
+    return {"mode": "search", **run_search(cfg)}
+
+
+def format_text(result: dict[str, Any]) -> str:
+    if result["mode"] == "fixed":
+        lines = [f"{'arch':<18}{'width':>6}{'params':>12}{'val acc':>9}{'seconds':>9}"]
+        for r in result["runs"]:
+            acc = f"{100 * r['val_acc']:.1f}%" if r["val_acc"] is not None else "-"
+            lines.append(f"{r['arch']:<18}{r['width']:>6}{r['params']:>12,}{acc:>9}{r['wall_seconds']:>9.1f}")
+        return "\n".join(lines)
+    lines = [f"study {result['study']} in {result['storage']}: {result['trials_run']} trial(s) run here, "
+             f"{result['study_trials']} in the study"]
+    for t in result["trials"]:
+        acc = f"{100 * t['val_acc']:.1f}%" if t["val_acc"] is not None else "-"
+        lines.append(f"  trial {t['trial']:>3} {t['state']:<9} {acc:>7}  {t['params']}")
+    if result["best"]:
+        lines.append(f"best: trial {result['best']['trial']}, {100 * result['best']['val_acc']:.1f}% "
+                     f"with {result['best']['params']}")
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""``python -m dltl_core train``: train an MLP or a small CNN and print the learning curves."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from dltl_core.data import DATASETS, load_dataset, split_tensors
+from dltl_core.device import get_policy
+from dltl_core.models import count_parameters, create_model
+from dltl_core.optim import OPTIMIZERS, SCHEDULES
+from dltl_core.train import TrainConfig, fit
+
+NAME = "train"
+HELP = "train a model on a data set (digits, 2-D toys, MNIST/CIFAR-10, an image folder)"
+
+HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The train command's options."""
+    d = p.add_argument_group("data")
+    d.add_argument("--data", default="digits", choices=list(DATASETS), help="data set (default: digits)")
+    d.add_argument("--folder", help="image folder in ImageFolder layout (with --data folder)")
+    d.add_argument("--image-size", type=int, help="resize folder images to this many pixels")
+    d.add_argument("--max-per-class", type=int, help="at most this many folder images per class")
+    d.add_argument("--n", type=int, default=400, help="points of a 2-D set (default 400)")
+    d.add_argument("--noise", type=float, default=0.2, help="jitter of a 2-D set (default 0.2)")
+    d.add_argument("--label-noise", type=float, default=0.0, help="share of flipped labels (default 0)")
+    d.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
+    d.add_argument("--train-size", type=int, help="use only this many training samples")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="model (default: mlp)")
+    m.add_argument("--depth", type=int, default=2, help="MLP hidden layers (default 2)")
+    m.add_argument("--width", type=int, default=128, help="MLP units per hidden layer (default 128)")
+    m.add_argument("--channels", default="16,32", help="CNN channels per block (default 16,32)")
+    m.add_argument("--activation", default="relu", help="MLP activation (relu, tanh, sigmoid, gelu, linear)")
+    m.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default 0)")
+    m.add_argument("--batchnorm", action="store_true", help="batch normalisation")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    t.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
+    t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer (default adam)")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+    t.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="lr schedule")
+    t.add_argument("--patience", type=int, help="early stopping patience in epochs (default off)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and return the history, best epoch and its validation accuracy."""
+    data = load_dataset(args.data, n=args.n, noise=args.noise, label_noise=args.label_noise, seed=args.seed,
+                        folder=args.folder, image_size=args.image_size, max_per_class=args.max_per_class)
+    train, val = split_tensors(data.x, data.y, args.val_fraction, seed=args.seed)
+    if args.train_size is not None:
+        if args.train_size < 1:
+            raise ValueError("--train-size must be at least 1")
+        train = (train[0][: args.train_size], train[1][: args.train_size])
+    if args.model == "mlp":
+        model = create_model("mlp", in_features=data.in_features, num_classes=len(data.classes),
+                             depth=args.depth, width=args.width, activation=args.activation,
+                             dropout=args.dropout, batchnorm=args.batchnorm, seed=args.seed)
+    else:
+        if len(data.input_shape) != 3:
+            raise ValueError(f"the CNN needs images; {args.data} has inputs of shape {data.input_shape}")
+        try:
+            channels = tuple(int(c) for c in args.channels.split(","))
+        except ValueError:
+            raise ValueError(f"--channels must be comma-separated integers, got {args.channels!r}") from None
+        model = create_model("cnn", in_channels=data.input_shape[0], num_classes=len(data.classes),
+                             channels=channels, dropout=args.dropout, batchnorm=args.batchnorm, seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                         weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
+                         seed=args.seed)
+    policy = get_policy()
+    result = fit(model, train, val, config, policy=policy)
+    history = [{k: getattr(r, k) for k in HISTORY_KEYS} for r in result.history]
+    return {
+        "history": history,
+        "best_epoch": result.best_epoch,
+        "val_acc": result.best_val_acc,
+        "diverged_at": result.diverged_at,
+        "stopped_early": result.stopped_early,
+        "parameters": count_parameters(model),
+        "train_samples": len(train[1]),
+        "val_samples": len(val[1]),
+        "device": policy.name,
+        "seconds": result.seconds,
+    }
+
+
+def format_text(result: dict[str, Any]) -> str:
+    """A small table of the learning curves."""
+    fmt = lambda v: "   -   " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:7.4f}"  # noqa: E731
+    lines = [f"{result['parameters']:,} parameters, {result['train_samples']} train / "
+             f"{result['val_samples']} validation samples, on {result['device']}",
+             "epoch  train_loss  val_loss  train_acc  val_acc        lr   seconds"]
+    for h in result["history"]:
+        lines.append(f"{h['epoch']:5d}  {fmt(h['train_loss'])}    {fmt(h['val_loss'])}  {fmt(h['train_acc'])}"
+                     f"    {fmt(h['val_acc'])}  {h['lr']:8.2g}  {h['seconds']:7.2f}")
+    lines.append(f"best epoch {result['best_epoch']}: validation accuracy {fmt(result['val_acc']).strip()}")
+    if result["diverged_at"]:
+        lines.append(f"diverged at epoch {result['diverged_at']}")
+    if result["stopped_early"]:
+        lines.append("stopped early")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""scikit-learn's bundled 8x8 handwritten digits: the course's default image set.
+
+Real data that ships with scikit-learn (no download): 1,797 grey images of the
+digits 0-9, 8x8 pixels with 17 grey levels (0..16).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+DIGIT_CLASSES = [str(d) for d in range(10)]
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    return bunch.images.astype(np.float32) / 16.0, bunch.target.astype(np.int64)
+
+
+def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits as tensors.
+
+    Returns:
+        ``(x, y)``: ``x`` float32 (1797, 1, 8, 8) scaled to [0, 1]; ``y`` int64 (1797,)
+        labels 0..9. Fresh copies: callers may modify them.
+    """
+    images, labels = _load()
+    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 8, 8) -> (N, 1, 8, 8)
+    return x, torch.from_numpy(labels.copy())

@@ -1,0 +1,383 @@
+"""Gradient descent on a 2-D surface with ``torch.optim``'s own optimizers.
+
+One idea: put a point on a surface (``dltl_core.surfaces``), let an optimizer from
+``dltl_core.optim.create_optimizer`` move it, record where it goes. Gradients come
+from autograd; the update is always ``optimizer.step()``, never written by hand.
+
+Speed. A 2-element tensor makes every torch call pure Python overhead (a few µs
+each), so the loop does as few calls per step as possible: several optimizers run
+in lock-step on the rows of one leaf ``X`` of shape (n, 2) (one forward and one
+backward for all of them; each optimizer owns a row through a storage-sharing
+leaf), the points are copied into a preallocated tensor (no ``.item()``), and
+losses and divergence are computed for the whole trajectory at once afterwards.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.optim import optimizer as _optimizer_module
+
+from dltl_core.optim import OPTIMIZERS, SCHEDULES, create_optimizer, create_scheduler
+from dltl_core.surfaces import create_surface
+
+MAX_STEPS = 5000
+MAX_NOISE = 100.0
+
+
+@dataclass(frozen=True)
+class DescentConfig:
+    """One descent.
+
+    Attributes:
+        surface: a key of ``dltl_core.surfaces.SURFACES``.
+        optimizer: a key of ``dltl_core.optim.OPTIMIZERS``.
+        lr: the (peak) learning rate η.
+        hyper: optimizer hyperparameters as sorted ``(name, value)`` pairs (a dict is accepted).
+        steps: number of optimizer steps.
+        start: start point; None uses the surface's default start.
+        seed: seed of the gradient noise.
+        noise: standard deviation of Gaussian noise added to each gradient component
+            (a stand-in for mini-batch noise).
+        schedule: a key of ``dltl_core.optim.SCHEDULES``, stepped once per step.
+        condition: condition number κ of the ``bowl`` surface.
+    """
+
+    surface: str = "rosenbrock"
+    optimizer: str = "adam"
+    lr: float = 0.01
+    hyper: tuple[tuple[str, float], ...] = ()
+    steps: int = 300
+    start: tuple[float, float] | None = None
+    seed: int = 0
+    noise: float = 0.0
+    schedule: str = "constant"
+    condition: float = 10.0
+
+    def __post_init__(self) -> None:
+        # Normalise so equal configs hash equal (st.cache_data, dict keys).
+        hyper = dict(self.hyper)
+        object.__setattr__(self, "hyper", tuple(sorted((str(k), float(v)) for k, v in hyper.items())))
+        if self.start is not None:
+            object.__setattr__(self, "start", (float(self.start[0]), float(self.start[1])))
+
+    def replace(self, **changes: object) -> "DescentConfig":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Descent:
+    """What one descent did.
+
+    Attributes:
+        config: the configuration that produced it.
+        trajectory: (n, 2) points at steps 0..n-1 (the start is step 0); when the run
+            diverged it stops before the first bad point, so every point is finite and inside
+            the plotted box.
+        loss: (n,) loss at those points.
+        lr: (steps,) learning rate used at each step.
+        diverged_at: the step whose point was inf/NaN or outside the plotted box, else None.
+        reason: why it diverged (None if it did not).
+    """
+
+    config: DescentConfig
+    trajectory: np.ndarray
+    loss: np.ndarray
+    lr: np.ndarray
+    diverged_at: int | None = None
+    reason: str | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        """Loss at the last step, or inf when the run diverged."""
+        return math.inf if self.diverged_at is not None or not len(self.loss) else float(self.loss[-1])
+
+    @property
+    def status(self) -> str:
+        """A one-line summary for a chart legend or a caption."""
+        if self.diverged_at is not None:
+            return f"diverged at step {self.diverged_at} ({self.reason})"
+        x, y = self.trajectory[-1]
+        return f"ended at ({x:.3g}, {y:.3g}), f = {self.loss[-1]:.3g}"
+
+    def as_dict(self) -> dict:
+        """JSON-ready: ``{"trajectory": [[x, y], ...], "loss": [...], "diverged_at": k or None, ...}``."""
+        return {
+            "trajectory": self.trajectory.tolist(),
+            "loss": self.loss.tolist(),
+            "diverged_at": self.diverged_at,
+            "reason": self.reason,
+            "lr": self.lr.tolist(),
+        }
+
+
+def validate(config: DescentConfig) -> None:
+    """Raise ``ValueError`` with a readable message for a config that cannot run."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"the learning rate must be a positive number, got {config.lr:g}: "
+                         "with η = 0 the point never moves")
+    if not 1 <= int(config.steps) <= MAX_STEPS:
+        raise ValueError(f"the number of steps must be between 1 and {MAX_STEPS}, got {config.steps}")
+    if not (math.isfinite(config.noise) and 0 <= config.noise <= MAX_NOISE):
+        raise ValueError(f"the gradient noise must be in [0, {MAX_NOISE:g}], got {config.noise}")
+    for name, value in config.hyper:
+        if not math.isfinite(value):
+            raise ValueError(f"hyperparameter {name} must be finite, got {value}")
+    surface = create_surface(config.surface, config.condition)  # raises for a bad name or κ
+    if config.start is not None:
+        x, y = config.start
+        inside = bool(surface.contains(torch.tensor([x, y])))
+        if not (math.isfinite(x) and math.isfinite(y) and inside):
+            raise ValueError(
+                f"the start point ({x:g}, {y:g}) is outside the plotted region of {surface.label}: "
+                f"x in [{surface.xlim[0]:g}, {surface.xlim[1]:g}], y in [{surface.ylim[0]:g}, {surface.ylim[1]:g}]")
+
+
+def descend(config: DescentConfig) -> Descent:
+    """Run one descent (see ``descend_many``)."""
+    return descend_many([config])[0]
+
+
+def descend_many(configs: Iterable[DescentConfig]) -> list[Descent]:
+    """Run several descents, in lock-step where they share surface and number of steps.
+
+    Each result is the same as running its config alone: every optimizer sees only its
+    own row, and the gradient noise comes from the config's own seed.
+
+    Raises:
+        ValueError: a config that cannot run (see ``validate``).
+    """
+    configs = list(configs)
+    for c in configs:
+        validate(c)
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault((c.surface, float(c.condition) if c.surface == "bowl" else 0.0, int(c.steps)),
+                          []).append(i)
+    out: list[Descent | None] = [None] * len(configs)
+    for idx in groups.values():
+        for i, result in zip(idx, _lockstep([configs[i] for i in idx])):
+            out[i] = result
+    return out  # type: ignore[return-value]
+
+
+def _lockstep(configs: Sequence[DescentConfig]) -> list[Descent]:
+    surface = create_surface(configs[0].surface, configs[0].condition)
+    n, steps = len(configs), int(configs[0].steps)
+    dtype = torch.float32
+    starts = [c.start if c.start is not None else surface.start for c in configs]
+
+    # X (n, 2) is the one leaf autograd differentiates; row i is optimizer i's parameter.
+    # The optimizers get storage-sharing leaves of the rows, and their .grad are views of
+    # X.grad, so a single backward fills every optimizer's gradient.
+    X = torch.tensor(starts, dtype=dtype).requires_grad_()
+    G = torch.zeros(n, 2, dtype=dtype)
+    X.grad = G
+    Xd = X.detach()
+    params = []
+    for i in range(n):
+        p = Xd[i].requires_grad_()  # a leaf view of row i
+        p.grad = G[i]
+        params.append(p)
+    opts = [create_optimizer(c.optimizer, [p], c.lr, **dict(c.hyper)) for c, p in zip(configs, params)]
+    scheds = [None if c.schedule == "constant" else create_scheduler(c.schedule, o, steps)
+              for c, o in zip(configs, opts)]
+    steppers = [_fast_step(o) for o in opts]  # after the schedulers: they wrap opt.step
+    lrs = torch.tensor([[c.lr] for c in configs], dtype=torch.float64).repeat(1, steps)  # (n, steps)
+    use_sched = any(s is not None for s in scheds)
+
+    noise = None
+    if any(c.noise > 0 for c in configs):
+        # (steps, n, 2): each config's noise from its own generator, so results don't depend on
+        # which other descents share the run.
+        noise = torch.stack([
+            torch.randn(steps, 2, generator=torch.Generator().manual_seed(int(c.seed)), dtype=dtype) * c.noise
+            for c in configs], dim=1)
+
+    traj = torch.empty(steps + 1, n, 2, dtype=dtype)  # preallocated: no per-step .item()
+    traj[0] = Xd
+    fn = surface.fn
+    check_every = 25
+    for k in range(steps):
+        G.zero_()
+        fn(X).sum().backward()  # rows are independent, so d(sum)/dX[i] = ∇f(X[i])
+        if noise is not None:
+            G.add_(noise[k])
+        if use_sched:
+            for i, o in enumerate(opts):
+                lrs[i, k] = o.param_groups[0]["lr"]
+        for step in steppers:
+            step()
+        if use_sched:
+            for s in scheds:
+                if s is not None:
+                    s.step()
+        traj[k + 1] = Xd
+        # Once every run has blown up or left the box, the rest is wasted work.
+        if (k + 1) % check_every == 0 and not bool(surface.contains(Xd).any()):
+            traj[k + 2:] = math.nan
+            break
+
+    with torch.no_grad():
+        loss = fn(traj.double())  # (steps + 1, n), one vectorised call
+        bad = ~(torch.isfinite(loss) & surface.contains(traj))
+    results = []
+    for i, c in enumerate(configs):
+        col = bad[:, i]
+        k = int(col.to(torch.uint8).argmax()) if bool(col.any()) else None
+        end = steps + 1 if k is None else k
+        reason = None
+        if k is not None:
+            pt = traj[k, i]
+            finite = bool(torch.isfinite(pt).all()) and bool(torch.isfinite(loss[k, i]))
+            reason = "left the plotted region" if finite else "the loss became inf/NaN"
+        results.append(Descent(
+            config=c,
+            trajectory=traj[:end, i].double().numpy().copy(),
+            loss=loss[:end, i].numpy().copy(),
+            lr=lrs[i].numpy().copy(),
+            diverged_at=k,
+            reason=reason,
+        ))
+    return results
+
+
+def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], object]:
+    """``opt.step`` without the profiler wrapper, when that changes nothing.
+
+    ``torch.optim`` wraps every ``step`` in a ``record_function`` profiler range plus
+    hook dispatch; on a 2-element tensor that wrapper costs more than the update itself
+    (Adam: ~100 µs -> ~40 µs per step). With no step hooks registered the wrapper does
+    nothing else, so we call the optimizer's own (undecorated-by-profiler) ``step``.
+    The update is still torch.optim's code; ``foreach=False`` skips the per-step
+    search for a multi-tensor kernel that a single tensor never needs.
+    """
+    for group in opt.param_groups:
+        group["foreach"] = False
+    inner = getattr(type(opt).step, "__wrapped__", None)
+    hooks = (getattr(opt, "_optimizer_step_pre_hooks", None), getattr(opt, "_optimizer_step_post_hooks", None),
+             getattr(_optimizer_module, "_global_optimizer_pre_hooks", None),
+             getattr(_optimizer_module, "_global_optimizer_post_hooks", None))
+    # A scheduler patches the instance's step to count calls; keep that one.
+    if inner is None or "step" in vars(opt) or any(h is None or len(h) for h in hooks):
+        return opt.step
+    return functools.partial(inner, opt)
+
+
+# ----------------------------------------------------------------------------- learning rates
+
+REGIMES = ("too small", "good", "too large", "divergent")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One learning rate of a sweep.
+
+    Attributes:
+        lr: the learning rate.
+        final_loss: loss after the last step (inf when diverged).
+        gap: ``final_loss - f*``, the distance above the global minimum (inf when diverged).
+        diverged_at: as in ``Descent``.
+        regime: one of ``REGIMES``.
+    """
+
+    lr: float
+    final_loss: float
+    gap: float
+    diverged_at: int | None
+    regime: str
+
+
+def log_grid(lo: float, hi: float, n: int) -> list[float]:
+    """``n`` learning rates evenly spaced on a log axis from ``lo`` to ``hi``."""
+    if not (0 < lo < hi and n >= 2):
+        raise ValueError(f"need 0 < lo < hi and n >= 2, got lo={lo}, hi={hi}, n={n}")
+    return [float(v) for v in np.geomspace(lo, hi, n)]
+
+
+def lr_sweep(config: DescentConfig, lrs: Sequence[float], refine: int = 6) -> list[SweepPoint]:
+    """Final loss against learning rate, each lr labelled with its regime.
+
+    Regimes: ``divergent`` (the run blew up or left the box); ``good`` (the gap above f*
+    shrank by at least 3/4 as many powers of ten as with the best lr); otherwise
+    ``too small`` below the best lr and ``too large`` above it.
+
+    Args:
+        config: the descent; its ``lr`` is replaced by each learning rate.
+        lrs: the learning rates (e.g. ``log_grid(1e-5, 10, 25)``).
+        refine: bisection steps (on a log axis) between the largest lr that did not diverge and
+            the smallest one that did: they resolve the cliff, where "too large" lives.
+    """
+    lrs = sorted(float(lr) for lr in lrs)
+    runs = descend_many([config.replace(lr=lr) for lr in lrs])
+    ok = [r.config.lr for r in runs if r.diverged_at is None]
+    bad = [r.config.lr for r in runs if r.diverged_at is not None and (not ok or r.config.lr > max(ok))]
+    if ok and bad:
+        lo, hi = max(ok), min(bad)
+        for _ in range(refine):  # bisect the cliff on a log axis
+            mid = math.sqrt(lo * hi)
+            run = descend(config.replace(lr=mid))
+            runs.append(run)
+            lo, hi = (mid, hi) if run.diverged_at is None else (lo, mid)
+        runs.sort(key=lambda r: r.config.lr)
+    surface = create_surface(config.surface, config.condition)
+    f_star = surface.f_min
+    start_gap = float(runs[0].loss[0] - f_star) if len(runs[0].loss) else math.inf
+    gaps = [max(r.final_loss - f_star, 0.0) for r in runs]
+    finite = [(g, r.config.lr) for g, r in zip(gaps, runs) if math.isfinite(g)]
+    best_gap, best_lr = min(finite) if finite else (math.inf, math.nan)
+    floor = 1e-12 * max(start_gap, 1e-12)  # gaps below this are rounding noise
+
+    def decades(g: float) -> float:  # how many powers of ten the gap above f* shrank
+        return math.log10(max(start_gap, floor) / max(g, floor))
+
+    best_decades = decades(best_gap) if finite else 0.0
+    points = []
+    for g, r in zip(gaps, runs):
+        if not math.isfinite(g):
+            regime = "divergent"
+        elif best_decades > 0 and decades(g) >= 0.75 * best_decades:
+            regime = "good"
+        else:
+            regime = "too small" if r.config.lr < best_lr else "too large"
+        points.append(SweepPoint(r.config.lr, r.final_loss, g, r.diverged_at, regime))
+    return points
+
+
+def regime_examples(sweep: Sequence[SweepPoint]) -> dict[str, float]:
+    """One learning rate per regime found in a sweep, for side-by-side runs.
+
+    ``too small``: the one nearest a 30th of the good lr; ``good``: the lr with the lowest final loss;
+    ``too large``: the largest lr that did not diverge (if it is not good);
+    ``divergent``: the smallest lr that diverged.
+    """
+    out: dict[str, float] = {}
+    by = {r: [p for p in sweep if p.regime == r] for r in REGIMES}
+    best = min(by["good"], key=lambda p: p.gap).lr if by["good"] else None
+    if by["too small"]:
+        # Slow but visibly moving: the too-small lr nearest to a 30th of the best one.
+        target = math.log(best / 30) if best else -math.inf
+        out["too small"] = min(by["too small"], key=lambda p: abs(math.log(p.lr) - target)).lr
+    if best is not None:
+        out["good"] = best
+    if by["too large"]:
+        out["too large"] = max(p.lr for p in by["too large"])
+    if by["divergent"]:
+        out["divergent"] = min(p.lr for p in by["divergent"])
+    return out
+
+
+def compare_schedules(config: DescentConfig, schedules: Sequence[str] = tuple(SCHEDULES)) -> list[Descent]:
+    """The same descent under each learning-rate schedule (``Descent.lr`` holds η per step)."""
+    return descend_many([config.replace(schedule=s) for s in schedules])

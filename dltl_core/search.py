@@ -1,0 +1,453 @@
+"""Hyperparameter search over the CIFAR architectures with Optuna.
+
+One Optuna study per question ("which learning rate, weight decay, optimizer,
+schedule, batch size and width make ResNet-18 best?"), stored in a relational
+database: SQLite by default (one file, one machine, several worker processes),
+or any SQLAlchemy URL such as ``postgresql://user@host/db`` so several GPU
+machines work on one study at once — each worker simply runs the same command.
+
+Every trial trains through the core's ``fit``; a callback reports the
+validation accuracy after each epoch so the pruner (median or successive
+halving) can stop hopeless trials early. Each trial's full run record
+(``dltl_core.runs.RunRecord``) is kept in its ``user_attrs["record"]`` and,
+when a results file is given, appended to it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+import pandas as pd
+import torch
+
+from dltl_core.archs import ARCHS, create_arch
+from dltl_core.data.cifar import CifarAugment, cifar_splits
+from dltl_core.device import DevicePolicy, get_policy
+from dltl_core.profile import count_flops, count_params
+from dltl_core.runs import RunRecord, append_runs, versions
+from dltl_core.train import Callback, FitResult, TrainConfig, fit
+
+Data = tuple[torch.Tensor, torch.Tensor]
+PRUNERS = ("median", "halving", "none")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a trial samples. A one-element tuple fixes that choice.
+
+    Attributes:
+        lr: (low, high) of the learning rate, sampled on a log scale.
+        weight_decay: (low, high), log scale.
+        optimizers: names from ``dltl_core.optim.OPTIMIZERS``.
+        schedules: names from ``dltl_core.optim.SCHEDULES``.
+        batch_sizes: candidate batch sizes.
+        widths: candidate width multipliers.
+    """
+
+    lr: tuple[float, float] = (3e-3, 0.3)
+    weight_decay: tuple[float, float] = (1e-5, 1e-2)
+    optimizers: tuple[str, ...] = ("momentum", "nesterov", "adamw")
+    schedules: tuple[str, ...] = ("cosine", "onecycle", "constant")
+    batch_sizes: tuple[int, ...] = (64, 128, 256)
+    widths: tuple[float, ...] = (0.25, 0.5, 1.0)
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draw one configuration from the space through ``trial``."""
+        return {
+            "lr": trial.suggest_float("lr", *self.lr, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
+            "optimizer": trial.suggest_categorical("optimizer", list(self.optimizers)),
+            "schedule": trial.suggest_categorical("schedule", list(self.schedules)),
+            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
+            "width": trial.suggest_categorical("width", list(self.widths)),
+        }
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which CIFAR-10 images a run trains on.
+
+    Attributes:
+        data_dir: folder with ``train/<class>/*.jpg`` or torchvision's files (None: default).
+        max_per_class: first this many images per class (None: all 5,000).
+        val_fraction: share held out for validation (0.1 gives 45,000/5,000).
+        split_seed: seed of the train/validation split.
+    """
+
+    data_dir: str | None = None
+    max_per_class: int | None = None
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One worker's share of a study.
+
+    Attributes:
+        arch: architecture name.
+        trials: trials this worker runs (every worker of a study adds its own).
+        storage: SQLAlchemy URL or a path to a SQLite file.
+        study_name: defaults to ``<arch>-cifar10``.
+        data: the images.
+        epochs: epochs per trial (the pruner's resource).
+        label_smoothing: cross-entropy label smoothing.
+        seed: seed of every trial's weights, batch order and augmentation (so trials
+            differ only by their hyperparameters).
+        sampler_seed: seed of the TPE sampler (None: random, which is what parallel
+            workers need so that they do not propose the same points).
+        pruner: ``median``, ``halving`` (successive halving) or ``none``.
+        space: the search space.
+        results: a JSON results file to append each trial's record to (optional).
+        timeout: stop starting new trials after this many seconds (optional).
+    """
+
+    arch: str = "resnet18"
+    trials: int = 20
+    storage: str = "sqlite:///runs.db"
+    study_name: str | None = None
+    data: DataSpec = DataSpec()
+    epochs: int = 10
+    label_smoothing: float = 0.1
+    seed: int = 0
+    sampler_seed: int | None = None
+    pruner: str = "median"
+    space: SearchSpace = field(default_factory=SearchSpace)
+    results: str | None = None
+    timeout: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The study name."""
+        return self.study_name or f"{self.arch}-cifar10"
+
+
+def load_data(spec: DataSpec) -> tuple[Data, Data, dict[str, Any]]:
+    """The train/validation tensors of ``spec`` and a description for the run records."""
+    train, val, classes = cifar_splits(spec.data_dir, max_per_class=spec.max_per_class,
+                                       val_fraction=spec.val_fraction, seed=spec.split_seed)
+    info = {"dataset": "CIFAR-10", "source": str(spec.data_dir or "default"),
+            "max_per_class": spec.max_per_class, "val_fraction": spec.val_fraction,
+            "split_seed": spec.split_seed, "n_train": len(train[1]), "n_val": len(val[1]),
+            "classes": len(classes), "augment": "random crop (pad 4) + horizontal flip"}
+    return train, val, info
+
+
+def train_run(arch: str, width: float, config: TrainConfig, train: Data, val: Data,
+              data_info: dict[str, Any], *, callbacks: Sequence[Callback] = (),
+              policy: DevicePolicy | None = None, **record_fields: Any) -> tuple[FitResult, RunRecord]:
+    """Train one architecture with ``fit`` and describe the run as a ``RunRecord``.
+
+    Args:
+        arch: architecture name; width: its width multiplier; config: hyperparameters.
+        train, val: uint8 images and labels; data_info: goes into the record.
+        callbacks: extra ``fit`` callbacks (progress, pruning).
+        policy: device policy (default: ``get_policy()``).
+        **record_fields: extra record fields (``kind``, ``study``, ``trial``...).
+    """
+    policy = policy or get_policy()
+    model = create_arch(arch, num_classes=int(train[1].max()) + 1 if len(train[1]) else 10,
+                        width=width, seed=config.seed)
+    params, flops = count_params(model), count_flops(model)
+    cpu0 = time.process_time()
+    result = fit(model, train, val, config, callbacks=callbacks, policy=policy,
+                 batch_transform=CifarAugment(seed=config.seed))
+    cpu_seconds = time.process_time() - cpu0
+    last = result.history[-1] if result.history else None
+    state = "diverged" if result.diverged_at else "complete"
+    record = RunRecord(
+        arch=arch, width=width, config=config.as_dict(), seed=config.seed, data=data_info,
+        device=policy.name, versions=versions(), history=result.history_dicts(),
+        val_acc=last.val_acc if last else math.nan, best_val_acc=result.best_val_acc,
+        best_epoch=result.best_epoch, params=params, flops=flops, wall_seconds=result.seconds,
+        cpu_seconds=cpu_seconds, state=state, **record_fields)
+    return result, record
+
+
+class _PruningReport(Callback):
+    """Reports each epoch's validation accuracy to the trial; stops the fit when pruned."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.pruned_at: int | None = None
+
+    def on_epoch_end(self, trainer: Any, record: Any) -> None:
+        if math.isfinite(record.val_acc):
+            self.trial.report(record.val_acc, record.epoch)
+            # Pruning after the last epoch would save nothing: only stop unfinished trials.
+            if record.epoch < trainer.config.epochs and self.trial.should_prune():
+                self.pruned_at = record.epoch
+                trainer.should_stop = True
+
+
+def storage_url(storage: str) -> str:
+    """A SQLAlchemy URL: URLs pass through, a plain path becomes ``sqlite:///<absolute path>``."""
+    if "://" in storage:
+        return storage
+    return f"sqlite:///{Path(storage).expanduser().resolve()}"
+
+
+def make_storage(storage: str) -> optuna.storages.RDBStorage:
+    """Optuna's relational storage for ``storage`` (a URL or a SQLite path).
+
+    SQLite waits up to 60 s for a lock instead of failing at once, so several worker
+    processes can share a file; a heartbeat marks the trials of a crashed worker as
+    failed so they do not stay "running" forever.
+    """
+    url = storage_url(storage)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        db = url.split(":///", 1)[-1]
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    else:
+        kwargs["engine_kwargs"] = {"pool_pre_ping": True}
+    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kwargs)
+
+
+def _retry(fn: Callable[[], Any], attempts: int = 8) -> Any:
+    # Two workers that start at once race to create the tables or the study: retry.
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 - sqlalchemy/optuna races; re-raised on the last try
+            if i == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * (i + 1))
+    return None
+
+
+def open_study(storage: str, name: str, *, pruner: str = "median", sampler_seed: int | None = None,
+               create: bool = True) -> optuna.Study:
+    """Create (or join) the maximising study ``name`` in ``storage``."""
+    if pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {pruner!r}; choose from {', '.join(PRUNERS)}")
+    pruners = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
+               "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+               "none": optuna.pruners.NopPruner}
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=5)
+    st = _retry(lambda: make_storage(storage))
+    if not create:
+        return optuna.load_study(study_name=name, storage=st, sampler=sampler, pruner=pruners[pruner]())
+    return _retry(lambda: optuna.create_study(study_name=name, storage=st, direction="maximize",
+                                              sampler=sampler, pruner=pruners[pruner](), load_if_exists=True))
+
+
+def _check(cfg: SearchConfig) -> None:
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"unknown architecture {cfg.arch!r}; choose from {', '.join(ARCHS)}")
+    if cfg.trials < 1:
+        raise ValueError(f"the number of trials must be at least 1, got {cfg.trials}")
+    if cfg.epochs < 1:
+        raise ValueError(f"the number of epochs must be at least 1, got {cfg.epochs}")
+    sp = cfg.space
+    if not (0 < sp.lr[0] <= sp.lr[1]) or not (0 < sp.weight_decay[0] <= sp.weight_decay[1]):
+        raise ValueError("learning-rate and weight-decay ranges must be positive (low <= high)")
+    for what, values in (("optimizers", sp.optimizers), ("schedules", sp.schedules),
+                         ("batch sizes", sp.batch_sizes), ("widths", sp.widths)):
+        if not values:
+            raise ValueError(f"the search space needs at least one of the {what}")
+    # Validates optimizer/schedule names and label smoothing before any data is loaded.
+    for opt in sp.optimizers:
+        for sched in sp.schedules:
+            TrainConfig(epochs=cfg.epochs, optimizer=opt, schedule=sched, label_smoothing=cfg.label_smoothing)
+    for w in sp.widths:
+        if not 0 < w <= 4:
+            raise ValueError(f"widths must be in (0, 4], got {w}")
+
+
+def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] | None = None,
+               data: tuple[Data, Data, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run ``cfg.trials`` trials of the study (joining it if other workers created it).
+
+    Args:
+        cfg: the search.
+        on_trial: called with each finished trial's summary (progress).
+        data: preloaded ``load_data(cfg.data)`` output (tests, several searches).
+
+    Returns:
+        a summary: study, storage, this worker's trials, the study's best trial so far.
+    """
+    _check(cfg)
+    train, val, info = data or load_data(cfg.data)
+    if max(cfg.space.batch_sizes) > len(train[1]):
+        raise ValueError(f"batch size {max(cfg.space.batch_sizes)} is larger than the training subset "
+                         f"({len(train[1])} images)")
+    study = open_study(cfg.storage, cfg.name, pruner=cfg.pruner, sampler_seed=cfg.sampler_seed)
+    study.set_user_attr("arch", cfg.arch)
+    study.set_user_attr("data", info)
+    mine: list[dict[str, Any]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        hp = cfg.space.sample(trial)
+        config = TrainConfig(epochs=cfg.epochs, batch_size=hp["batch_size"], optimizer=hp["optimizer"],
+                             lr=hp["lr"], weight_decay=hp["weight_decay"], schedule=hp["schedule"],
+                             label_smoothing=cfg.label_smoothing, seed=cfg.seed)
+        report = _PruningReport(trial)
+        dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
+        _, record = train_run(cfg.arch, hp["width"], config, train, val, info, callbacks=[report],
+                              kind="trial", study=cfg.name, trial=trial.number, distributions=dists,
+                              params_sampled=hp)
+        if report.pruned_at is not None:
+            record.state = "pruned"
+        trial.set_user_attr("record", record.as_dict())
+        if cfg.results:
+            append_runs(cfg.results, [record], {"commands": [record.command]})
+        summary = {"trial": trial.number, "state": record.state, "val_acc": record.val_acc,
+                   "params": hp, "wall_seconds": record.wall_seconds}
+        mine.append(summary)
+        if on_trial:
+            on_trial(summary)
+        if record.state == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {report.pruned_at}")
+        if record.state == "diverged":
+            raise optuna.TrialPruned("the loss diverged (inf/NaN)")
+        return float(record.val_acc)
+
+    study.optimize(objective, n_trials=cfg.trials, timeout=cfg.timeout, gc_after_trial=True,
+                   catch=(torch.OutOfMemoryError,))
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return {"study": cfg.name, "storage": storage_url(cfg.storage), "arch": cfg.arch,
+            "trials_run": len(mine), "trials": mine, "study_trials": len(study.trials),
+            "best": None if best is None else {"trial": best.number, "val_acc": best.value,
+                                               "params": best.params},
+            "data": info, "results": cfg.results}
+
+
+def run_fixed(archs: Sequence[str], widths: Sequence[float], config: TrainConfig, data_spec: DataSpec, *,
+              results: str | None = None, on_run: Callable[[dict[str, Any]], None] | None = None,
+              data: tuple[Data, Data, dict[str, Any]] | None = None) -> list[RunRecord]:
+    """Train each architecture at each width once with one configuration (no search).
+
+    The baseline behind a size / accuracy / time comparison: same data, same
+    hyperparameters, same seed, only the network changes.
+    """
+    for a in archs:
+        if a not in ARCHS:
+            raise ValueError(f"unknown architecture {a!r}; choose from {', '.join(ARCHS)}")
+    train, val, info = data or load_data(data_spec)
+    out = []
+    for arch in archs:
+        for width in widths:
+            _, record = train_run(arch, width, config, train, val, info)
+            if results:
+                append_runs(results, [record], {"commands": [record.command]})
+            out.append(record)
+            if on_run:
+                on_run({"arch": arch, "width": width, "val_acc": record.val_acc,
+                        "wall_seconds": record.wall_seconds, "params": record.params})
+    return out
+
+
+def study_records(storage: str, study_name: str | None = None) -> list[dict[str, Any]]:
+    """Run records of every finished trial of a study (all studies when no name), for the results page.
+
+    Trials without a record (e.g. failed before training) are listed with what Optuna knows.
+    """
+    st = make_storage(storage)
+    names = [study_name] if study_name else [s.study_name for s in optuna.get_all_study_summaries(st)]
+    out: list[dict[str, Any]] = []
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=st)
+        for t in study.get_trials(deepcopy=False):
+            rec = t.user_attrs.get("record")
+            if rec is None:
+                if t.state == optuna.trial.TrialState.RUNNING:
+                    continue
+                rec = {"kind": "trial", "study": name, "trial": t.number, "state": t.state.name.lower(),
+                       "val_acc": t.value, "params_sampled": t.params, "history": [],
+                       "distributions": {k: optuna.distributions.distribution_to_json(d)
+                                         for k, d in t.distributions.items()},
+                       "run_id": f"{name}#{t.number}", "config": {}}
+            out.append(rec)
+    return out
+
+
+def search_history(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Per study, each trial's accuracy (%) and the best so far, in trial order."""
+    rows = [r for r in records if r.get("kind") == "trial" and r.get("trial") is not None]
+    df = pd.DataFrame([{"study": r.get("study"), "trial": r["trial"], "state": r.get("state"),
+                        "val_acc": None if r.get("val_acc") is None else 100 * r["val_acc"]}
+                       for r in rows], columns=["study", "trial", "state", "val_acc"])
+    if df.empty:
+        return df.assign(best_so_far=pd.Series(dtype=float))
+    df = df.sort_values(["study", "trial"]).reset_index(drop=True)
+    done = df["val_acc"].where(df["state"] == "complete")
+    df["best_so_far"] = done.groupby(df["study"]).cummax()
+    return df
+
+
+def param_importances(records: Sequence[dict[str, Any]], study: str | None = None) -> dict[str, float]:
+    """Optuna's hyperparameter importances from the completed trials of one study.
+
+    The trials are rebuilt from their records (parameters, distributions, value), so
+    this works on a results file as well as on a live storage. Needs at least two
+    completed trials; returns ``{}`` otherwise.
+    """
+    trials = [r for r in records if r.get("kind") == "trial" and r.get("state") == "complete"
+              and r.get("val_acc") is not None and r.get("distributions")
+              and (study is None or r.get("study") == study)]
+    if len(trials) < 2:
+        return {}
+    frozen = []
+    for r in trials:
+        dists = {k: optuna.distributions.json_to_distribution(v) for k, v in r["distributions"].items()}
+        params = {k: v for k, v in (r.get("params_sampled") or {}).items() if k in dists}
+        if set(params) != set(dists):
+            continue
+        frozen.append(optuna.trial.create_trial(params=params, distributions=dists, value=float(r["val_acc"])))
+    if len(frozen) < 2:
+        return {}
+    tmp = optuna.create_study(direction="maximize")
+    tmp.add_trials(frozen)
+    try:
+        return dict(optuna.importance.get_param_importances(tmp))
+    except (ValueError, RuntimeError):
+        return {}
+
+
+def space_from_args(lr: str | None = None, weight_decay: str | None = None, optimizers: str | None = None,
+                    schedules: str | None = None, batch_sizes: str | None = None,
+                    widths: str | None = None) -> SearchSpace:
+    """A ``SearchSpace`` from comma-separated command-line strings (None keeps the default)."""
+    base = SearchSpace()
+
+    def floats(s: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(v) for v in s.split(",") if v.strip())
+        except ValueError as err:
+            raise ValueError(f"expected comma-separated numbers, got {s!r}") from err
+
+    def rng(s: str, what: str) -> tuple[float, float]:
+        v = floats(s)
+        if len(v) != 2:
+            raise ValueError(f"{what} needs LOW,HIGH, got {s!r}")
+        return v[0], v[1]
+
+    kw: dict[str, Any] = {}
+    if lr:
+        kw["lr"] = rng(lr, "the learning-rate range")
+    if weight_decay:
+        kw["weight_decay"] = rng(weight_decay, "the weight-decay range")
+    if optimizers:
+        kw["optimizers"] = tuple(v.strip() for v in optimizers.split(",") if v.strip())
+    if schedules:
+        kw["schedules"] = tuple(v.strip() for v in schedules.split(",") if v.strip())
+    if batch_sizes:
+        kw["batch_sizes"] = tuple(int(v) for v in floats(batch_sizes))
+    if widths:
+        kw["widths"] = floats(widths)
+    return replace(base, **kw)
+
+

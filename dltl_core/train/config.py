@@ -1,0 +1,124 @@
+"""What a training run is: a frozen config, and what it produces (records, result)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import nn
+
+from dltl_core.optim import OPTIMIZERS, SCHEDULES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run; hashable, so pages can cache results by it.
+
+    Attributes:
+        epochs: passes over the training set (>= 1).
+        batch_size: samples per optimizer step (>= 1, at most the training-set size).
+        optimizer: a key of ``dltl_core.optim.OPTIMIZERS``.
+        lr: the (peak) learning rate.
+        momentum: momentum of the SGD-family optimizers.
+        weight_decay: L2 penalty (decoupled for AdamW), >= 0.
+        schedule: a key of ``dltl_core.optim.SCHEDULES``, stepped every optimizer step.
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+        patience: early stopping: stop after this many epochs without a lower
+            validation loss and restore the best epoch's weights; None = off.
+        seed: seeds dropout and the mini-batch order (the initial weights are seeded
+            by ``create_model(seed=...)``).
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    label_smoothing: float = 0.0
+    patience: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"the number of epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"the batch size must be at least 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"the learning rate must be a positive number, got {self.lr}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"early-stopping patience must be at least 1 epoch, got {self.patience}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (for JSON, URLs and cache keys)."""
+        return asdict(self)
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of history. Validation values are NaN when there is no validation set.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_loss: mean training loss over the epoch's steps (weights changing meanwhile).
+        val_loss: validation loss after the epoch.
+        train_acc: training accuracy over the epoch's steps.
+        val_acc: validation accuracy after the epoch.
+        lr: learning rate of the epoch's last step (first parameter group).
+        seconds: wall time of the epoch, validation included.
+        samples_per_second: training samples per second (training steps only).
+    """
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    train_acc: float
+    val_acc: float
+    lr: float
+    seconds: float
+    samples_per_second: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The record as a JSON-ready dict (NaN stays NaN; the CLI turns it into null)."""
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+        history: one record per completed (or interrupted) epoch.
+        best_epoch: 1-based epoch with the lowest validation loss (the last epoch if
+            there is no validation set); 0 if no epoch ran.
+        best_val_acc: validation accuracy at ``best_epoch`` (NaN without validation).
+        diverged_at: epoch at which the loss became inf/NaN (training stopped there,
+            the history up to it is kept), else None.
+        stopped_early: early stopping ended the run.
+        interrupted: a callback asked to stop (a Stop button).
+        seconds: wall time of the whole fit.
+        model: the trained model; with the best epoch's weights when ``patience`` is set.
+    """
+
+    history: list[EpochRecord]
+    best_epoch: int
+    best_val_acc: float
+    diverged_at: int | None
+    stopped_early: bool
+    interrupted: bool
+    seconds: float
+    model: nn.Module
+
+    def history_dicts(self) -> list[dict[str, float]]:
+        """The history as a list of dicts (ready for ``pandas.DataFrame``)."""
+        return [r.as_dict() for r in self.history]

@@ -1,0 +1,98 @@
+"""Altair charts of the assignment pages (architectures, results & search)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dltl_ui.layout import chart_height
+
+_AXES = {
+    "params": ("Parameters", "params"),
+    "flops": ("FLOPs per image", "flops"),
+    "wall_seconds": ("Training time (wall, s)", "wall_seconds"),
+    "cpu_seconds": ("Training time (CPU, s)", "cpu_seconds"),
+}
+
+
+def layer_bars(table: pd.DataFrame) -> alt.Chart:
+    """Parameters and FLOPs of each block, side by side (where the size and the work sit)."""
+    long = table.melt(id_vars=["name", "layer", "output"], value_vars=["params", "flops"],
+                      var_name="measure", value_name="value")
+    long["share"] = long["value"] / long.groupby("measure")["value"].transform("sum").clip(lower=1)
+    order = list(table["name"])
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y("name:N", sort=order, title=None),
+        x=alt.X("share:Q", axis=alt.Axis(format="%"), title="share of the network"),
+        color=alt.Color("measure:N", title=None, legend=alt.Legend(orient="top")),
+        yOffset="measure:N",
+        tooltip=["name", "layer", "output", "measure", alt.Tooltip("value:Q", format=",")],
+    ).properties(height=max(chart_height(260), 22 * len(order)))
+
+
+def size_vs_flops(df: pd.DataFrame, selected: str) -> alt.Chart:
+    """Every architecture's parameters against its FLOPs (log-log), the selected one highlighted."""
+    d = df.assign(selected=df["name"] == selected)
+    base = alt.Chart(d).encode(
+        x=alt.X("params:Q", scale=alt.Scale(type="log"), title="parameters"),
+        y=alt.Y("flops:Q", scale=alt.Scale(type="log"), title="FLOPs per image"),
+        tooltip=["label", alt.Tooltip("params:Q", format=","), alt.Tooltip("flops:Q", format=",")],
+    )
+    points = base.mark_circle(size=220).encode(
+        color=alt.Color("family:N", title="family"),
+        opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.55)),
+        stroke=alt.condition("datum.selected", alt.value("black"), alt.value(None)))
+    labels = base.mark_text(align="left", dx=10, dy=-8).encode(text="label:N")
+    return (points + labels).properties(height=chart_height(340))
+
+
+def pareto(df: pd.DataFrame, front: pd.DataFrame, x: str) -> alt.Chart:
+    """Accuracy against a cost (log scale); the line joins the runs no other run beats on both."""
+    title, field = _AXES[x]
+    tooltip = ["arch", "width", "kind", "state", alt.Tooltip("val_acc:Q", format=".1f"),
+               alt.Tooltip(f"{field}:Q", format=",.4g"), "run_id"]
+    points = alt.Chart(df).mark_circle(size=140, opacity=0.8).encode(
+        x=alt.X(f"{field}:Q", scale=alt.Scale(type="log"), title=title),
+        y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
+        color=alt.Color("arch:N", title="architecture"),
+        shape=alt.Shape("kind:N", title="kind"),
+        tooltip=tooltip)
+    line = alt.Chart(front).mark_line(interpolate="step-after", color="#444", strokeDash=[6, 4]).encode(
+        x=f"{field}:Q", y="val_acc:Q")
+    return (line + points).properties(height=chart_height(340))
+
+
+def learning_curves(curves: pd.DataFrame, metric: str) -> alt.Chart:
+    """Overlaid per-epoch curves of the selected runs."""
+    titles = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
+              "val_loss": "validation loss", "train_loss": "training loss"}
+    return alt.Chart(curves).mark_line(point=True, strokeWidth=3).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y(f"{metric}:Q", title=titles[metric], scale=alt.Scale(zero=False)),
+        color=alt.Color("label:N", title="run"),
+        tooltip=["label", "epoch", alt.Tooltip(f"{metric}:Q", format=".3g")],
+    ).properties(height=chart_height(340))
+
+
+def search_history(hist: pd.DataFrame) -> alt.Chart:
+    """Each trial's accuracy in order, and the best so far."""
+    points = alt.Chart(hist).mark_circle(size=140).encode(
+        x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
+        color=alt.Color("state:N", title="state",
+                        scale=alt.Scale(domain=["complete", "pruned", "diverged", "failed"],
+                                        range=["#4c78a8", "#f58518", "#e45756", "#9d9d9d"])),
+        tooltip=["trial", "state", alt.Tooltip("val_acc:Q", format=".1f")])
+    best = alt.Chart(hist.dropna(subset=["best_so_far"])).mark_line(
+        interpolate="step-after", color="#54a24b", strokeWidth=3).encode(x="trial:Q", y="best_so_far:Q")
+    return (best + points).properties(height=chart_height(300))
+
+
+def importances(imp: dict[str, float]) -> alt.Chart:
+    """Optuna's hyperparameter importances as horizontal bars."""
+    d = pd.DataFrame({"parameter": list(imp), "importance": list(imp.values())})
+    return alt.Chart(d).mark_bar().encode(
+        x=alt.X("importance:Q", title="importance (share)", axis=alt.Axis(format="%")),
+        y=alt.Y("parameter:N", sort="-x", title=None),
+        tooltip=["parameter", alt.Tooltip("importance:Q", format=".2f")],
+    ).properties(height=chart_height(60 + 40 * len(d)))

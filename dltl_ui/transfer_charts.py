@@ -1,0 +1,121 @@
+"""Altair charts of the transfer-learning page (projector-friendly, theme from dltl_ui.layout)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import altair as alt
+import pandas as pd
+
+from dltl_ui.layout import chart_height
+
+MODE_LABELS = {"linear": "Transfer (frozen)", "finetune": "Fine-tuning", "scratch": "From scratch"}
+_MODE_DOMAIN = list(MODE_LABELS.values())
+_MODE_COLORS = ["#4c78a8", "#f58518", "#e45756"]
+
+
+def _mode_color() -> alt.Color:
+    return alt.Color("mode:N", title="Mode", scale=alt.Scale(domain=_MODE_DOMAIN, range=_MODE_COLORS))
+
+
+def curves_frame(histories: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """Long frame (mode, epoch, elapsed, split, accuracy, loss) from each mode's epoch rows."""
+    rows = []
+    for mode, hist in histories.items():
+        for r in hist:
+            for split in ("train", "val"):
+                rows.append({"mode": MODE_LABELS.get(mode, mode), "epoch": r["epoch"],
+                             "elapsed": r["elapsed"], "split": "validation" if split == "val" else "training",
+                             "accuracy": r[f"{split}_acc"], "loss": r[f"{split}_loss"]})
+    return pd.DataFrame(rows)
+
+
+def curves_by_epoch(df: pd.DataFrame) -> alt.Chart:
+    """Accuracy per epoch, one colour per mode, dashed = training."""
+    return alt.Chart(df, title="Accuracy per epoch").mark_line(point=True, strokeWidth=3).encode(
+        x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        color=_mode_color(),
+        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"]),
+        tooltip=["mode", "epoch", "split", alt.Tooltip("accuracy:Q", format=".1%"),
+                 alt.Tooltip("elapsed:Q", format=".1f", title="seconds")],
+    ).properties(height=chart_height(320))
+
+
+def curves_by_time(df: pd.DataFrame) -> alt.Chart:
+    """Validation accuracy against wall-clock seconds (log scale: the modes differ by 100x)."""
+    val = df[df["split"] == "validation"]
+    return alt.Chart(val, title="Validation accuracy against wall-clock time").mark_line(
+        point=True, strokeWidth=3).encode(
+        x=alt.X("elapsed:Q", title="Seconds since the run started (log scale)", scale=alt.Scale(type="log")),
+        y=alt.Y("accuracy:Q", title="Validation accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=_mode_color(),
+        tooltip=["mode", "epoch", alt.Tooltip("accuracy:Q", format=".1%"),
+                 alt.Tooltip("elapsed:Q", format=".1f", title="seconds")],
+    ).properties(height=chart_height(320))
+
+
+def summary_bars(summary: pd.DataFrame) -> alt.Chart:
+    """Final validation accuracy per mode, labelled with its wall-clock time."""
+    base = alt.Chart(summary).encode(
+        y=alt.Y("mode:N", title=None, sort=_MODE_DOMAIN),
+        x=alt.X("accuracy:Q", title="Validation accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+    )
+    bars = base.mark_bar().encode(color=alt.Color("mode:N", legend=None,
+                                                  scale=alt.Scale(domain=_MODE_DOMAIN, range=_MODE_COLORS)))
+    text = base.mark_text(align="left", dx=6).encode(text="label:N")
+    return (bars + text).properties(height=chart_height(60 + 50 * len(summary)))
+
+
+def confusion_chart(confusion: Sequence[Sequence[int]], species: Sequence[str]) -> alt.LayerChart:
+    """Heat map: rows = true species, columns = predicted; the diagonal is what went right."""
+    rows = [{"true": species[i], "predicted": species[j], "count": int(c)}
+            for i, row in enumerate(confusion) for j, c in enumerate(row)]
+    df = pd.DataFrame(rows)
+    order = list(species)
+    base = alt.Chart(df).encode(
+        x=alt.X("predicted:N", sort=order, title="Predicted species", axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("true:N", sort=order, title="True species"),
+    )
+    rect = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), title="Photos"),
+                                   tooltip=["true", "predicted", "count"])
+    text = base.mark_text(fontSize=14).encode(
+        text=alt.condition(alt.datum.count > 0, "count:Q", alt.value("")),
+        color=alt.condition(alt.datum.count > 3, alt.value("white"), alt.value("black")))
+    return (rect + text).properties(height=chart_height(60 + 34 * len(species)))
+
+
+def per_species_chart(per_species: Sequence[dict[str, Any]]) -> alt.Chart:
+    """Validation accuracy of each species, worst first."""
+    df = pd.DataFrame(per_species)
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("species:N", sort=alt.EncodingSortField("accuracy", order="ascending"), title=None),
+        x=alt.X("accuracy:Q", title="Validation accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[0.3, 1]), legend=None),
+        tooltip=["species", alt.Tooltip("accuracy:Q", format=".0%"), alt.Tooltip("n:Q", title="photos")],
+    ).properties(height=chart_height(40 + 28 * len(df)))
+
+
+def feature_map_chart(points: Sequence[dict[str, Any]], title: str) -> alt.Chart:
+    """2-D map of the photos' feature vectors, one colour per species."""
+    df = pd.DataFrame(points)
+    return alt.Chart(df, title=title).mark_circle(size=90, opacity=0.8).encode(
+        x=alt.X("x:Q", title="component 1", axis=alt.Axis(labels=False)),
+        y=alt.Y("y:Q", title="component 2", axis=alt.Axis(labels=False)),
+        color=alt.Color("species:N", title="Species", scale=alt.Scale(scheme="category20")),
+        tooltip=["species", "file"],
+    ).properties(height=chart_height(380))
+
+
+def topk_chart(pairs: Sequence[tuple[str, float]], title: str, color: str = "#4c78a8") -> alt.Chart:
+    """Horizontal bars of the top-k (label, probability) pairs."""
+    df = pd.DataFrame(pairs, columns=["label", "probability"])
+    base = alt.Chart(df, title=title).encode(
+        y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+        x=alt.X("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+    )
+    return (base.mark_bar(color=color) + base.mark_text(align="left", dx=4).encode(
+        text=alt.Text("probability:Q", format=".0%"))).properties(height=chart_height(230))

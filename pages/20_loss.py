@@ -1,0 +1,106 @@
+"""Loss and softmax: logits -> probabilities, cross-entropy vs MSE, confidently wrong predictions."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import dltl_ui as ui
+from dltl_core.lessons.softmax import confidence_sweep, losses_of_probs, softmax_losses
+from dltl_ui.layout import chart_height
+
+ui.page_setup("Loss & softmax", "🎯")
+st.title("Loss & softmax")
+ui.explain(
+    r"""
+A classifier's last layer outputs one number per class, the **logits** $z$. **Softmax** turns
+them into probabilities $p_k = e^{z_k/T} / \sum_j e^{z_j/T}$ (all positive, summing to 1; the
+**temperature** $T$ sharpens or flattens them). The target is a **one-hot** vector $t$.
+**Cross-entropy** $L = -\sum_k t_k \log p_k = -\log p_{\text{true}}$ punishes a confident
+mistake without limit; **MSE** $\frac1K\sum_k (p_k - t_k)^2$ never exceeds 1. Training follows
+the gradient $\partial L / \partial z$: for cross-entropy it is simply $p - t$.
+"""
+)
+
+MAX_K = 6
+url = ui.UrlState()
+ss = st.session_state
+DEFAULT_LOGITS = [2.0, 1.0, 0.1, -1.0, 0.5, -0.5]
+if "ls_k" not in ss:
+    ss["ls_k"] = url.int("k", 3, 2, MAX_K)
+for i in range(MAX_K):
+    if f"ls_z{i}" not in ss:
+        ss[f"ls_z{i}"] = url.float(f"z{i}", DEFAULT_LOGITS[i], -8.0, 8.0)
+if "ls_target" not in ss:
+    ss["ls_target"] = url.int("target", 0, 0, MAX_K - 1)
+if "ls_T" not in ss:
+    ss["ls_T"] = url.float("T", 1.0, 0.1, 5.0)
+
+left, right = st.columns([1, 2])
+with left:
+    k = st.slider("Number of classes", 2, MAX_K, key="ls_k")
+    if ss["ls_target"] >= k:
+        ss["ls_target"] = 0
+    target = st.radio("True class (one-hot target)", list(range(k)), key="ls_target", horizontal=True)
+    temperature = st.slider("Temperature T", 0.1, 5.0, step=0.1, key="ls_T")
+    logits = [st.slider(f"Logit z{i}", -8.0, 8.0, step=0.1, key=f"ls_z{i}") for i in range(k)]
+url.sync(k=k, target=target, T=temperature, **{f"z{i}": float(ss[f"ls_z{i}"]) for i in range(k)})
+url.report()
+
+with right, ui.guard("the softmax"):
+    out = softmax_losses(logits, target, temperature)
+    m = st.columns(3)
+    m[0].metric(f"p(true class {target})", f"{out['probs'][target]:.3f}")
+    m[1].metric("Cross-entropy", f"{out['cross_entropy']:.3f}")
+    m[2].metric("MSE", f"{out['mse']:.3f}")
+    table = out["table"]
+    bars = pd.concat([table.assign(kind="softmax output p", value=table["prob"]),
+                      table.assign(kind="one-hot target t", value=table["target"])])
+    chart = alt.Chart(bars).mark_bar().encode(
+        x=alt.X("class:N", title="class"), xOffset="kind:N",
+        y=alt.Y("value:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("kind:N", title=None, scale=alt.Scale(range=["#1f4eb4", "#bbbbbb"]),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["class", "kind", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(height=chart_height(280))
+    ui.show_chart(chart, caption="What to notice: softmax never gives exactly 0 or 1; raising one logit takes "
+                                 "probability from all the others. Low temperature sharpens, high flattens.")
+    grads = pd.concat([table.assign(loss="cross-entropy", grad=table["grad_ce"]),
+                       table.assign(loss="MSE", grad=table["grad_mse"])])
+    gchart = alt.Chart(grads).mark_bar().encode(
+        x=alt.X("class:N"), xOffset="loss:N", y=alt.Y("grad:Q", title="∂loss/∂logit"),
+        color=alt.Color("loss:N", title=None, scale=alt.Scale(range=["#e4572e", "#2ca02c"]),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["class", "loss", alt.Tooltip("grad:Q", format=".4f")],
+    ).properties(height=chart_height(220))
+    ui.show_chart(gchart, caption="What to notice: cross-entropy's gradient is p − t (negative on the true class: "
+                                  "gradient descent raises that logit); MSE's is much smaller.")
+
+st.subheader("The lecture's example")
+with ui.guard("the example"):
+    ex = losses_of_probs([0.2, 0.8], [0, 1])
+    st.markdown(
+        f"Target $t = [0, 1]$, output $p = [0.2, 0.8]$: cross-entropy $= -\\log 0.8 = {ex['cross_entropy']:.3f}$, "
+        f"MSE $= \\frac{{(0.2 - 0)^2 + (0.8 - 1)^2}}{{2}} = {ex['mse']:.3f}$.")
+
+st.subheader("Confidently wrong")
+ui.explain("Let the true class's logit run from far above the others (confidently right) to far below "
+           "(confidently wrong). How big is the loss, and how hard does the gradient push back?")
+with ui.guard("the sweep"):
+    sweep = confidence_sweep(num_classes=k)
+    base = alt.Chart(sweep).encode(
+        x=alt.X("gap:Q", title="true-class logit minus the others", scale=alt.Scale(reverse=True)),
+        color=alt.Color("loss:N", title=None, scale=alt.Scale(range=["#e4572e", "#2ca02c"]),
+                        legend=alt.Legend(orient="bottom")),
+    )
+    loss_chart = base.mark_line(strokeWidth=3).encode(y=alt.Y("value:Q", title="loss")).properties(
+        height=chart_height(260), title="Loss")
+    grad_chart = base.mark_line(strokeWidth=3).encode(
+        y=alt.Y("grad:Q", title="|∂loss/∂z_true|")).properties(height=chart_height(260), title="Gradient")
+    c1, c2 = st.columns(2)
+    with c1:
+        ui.show_chart(loss_chart, caption="What to notice: cross-entropy grows without bound as the mistake "
+                                          "gets more confident; MSE saturates.")
+    with c2:
+        ui.show_chart(grad_chart, caption="What to notice: the more wrong, the harder cross-entropy pushes "
+                                          "(gradient → 1); MSE's gradient vanishes — it barely learns from "
+                                          "its worst mistakes.")

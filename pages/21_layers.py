@@ -1,0 +1,109 @@
+"""Layers: fully connected vs convolutional on the digits; filters, feature maps, nonlinearity."""
+
+import altair as alt
+import streamlit as st
+
+import dltl_ui as ui
+from dltl_core.lessons.layers import LayersResult, compare_layers, param_table
+from dltl_ui.layout import chart_height
+
+ui.page_setup("Layers", "🧱")
+st.title("Layers")
+ui.explain(
+    r"""
+Every layer computes $h(Wx + b)$: a linear map, then a **nonlinearity** $h$. A **fully
+connected** layer has one weight for every (input, output) pair. A **convolutional** layer
+slides one small kernel over the image: the same few weights at every position, so its size
+does not depend on the image's. Without $h$, stacked layers collapse into a single linear map.
+"""
+)
+
+url = ui.UrlState()
+ss = st.session_state
+if "ly_channels" not in ss:
+    ss["ly_channels"] = url.int("channels", 16, 1, 128)
+if "ly_epochs" not in ss:
+    ss["ly_epochs"] = url.int("epochs", 10, 1, 40)
+if "ly_digit" not in ss:
+    ss["ly_digit"] = url.int("digit", 3, 0, 9)
+if "ly_seed" not in ss:
+    ss["ly_seed"] = url.int("seed", 0, 0, 999)
+
+st.subheader("How many weights?")
+channels = st.slider("Output channels of the convolution (3×3 kernel)", 1, 128, key="ly_channels")
+with ui.guard("the parameter count"):
+    table = param_table(out_channels=channels)
+    long = table.melt(id_vars=["input"], value_vars=["fully connected", "convolutional"], var_name="layer",
+                      value_name="parameters")
+    chart = alt.Chart(long).mark_bar().encode(
+        y=alt.Y("input:N", sort=list(table["input"]), title=None), yOffset="layer:N",
+        x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title="parameters (log scale)"),
+        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="bottom")),
+        tooltip=["input", "layer", alt.Tooltip("parameters:Q", format=",")],
+    ).properties(height=chart_height(260))
+    ui.show_chart(chart, caption="What to notice: for the same number of outputs, a fully connected layer's "
+                                 "weights grow with the image squared; the convolution's stay the same.")
+    st.dataframe(table.style.format({"fully connected": "{:,}", "convolutional": "{:,}", "outputs": "{:,}",
+                                     "ratio": "{:,.0f}×"}), hide_index=True, width="stretch")
+
+st.subheader("The same training budget")
+c1, c2 = st.columns(2)
+epochs = c1.slider("Epochs for every model", 1, 40, key="ly_epochs")
+seed = c2.number_input("Seed", 0, 999, key="ly_seed")
+url.sync(channels=channels, epochs=epochs, digit=ss["ly_digit"], seed=seed)
+url.report()
+
+
+@st.cache_data(max_entries=16, show_spinner="Training four models on the digits…")
+def layers_run(epochs: int, seed: int) -> LayersResult:
+    return compare_layers(epochs=epochs, seed=seed)
+
+
+with ui.guard("the comparison"):
+    res = layers_run(int(epochs), int(seed))
+    models = res.models
+    acc = alt.Chart(models).mark_bar().encode(
+        y=alt.Y("model:N", sort=list(models["model"]), title=None),
+        x=alt.X("val_acc:Q", title="validation accuracy", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")),
+        tooltip=["model", alt.Tooltip("parameters:Q", format=","), alt.Tooltip("val_acc:Q", format=".3f"),
+                 alt.Tooltip("seconds:Q", format=".2f")],
+    )
+    text = acc.mark_text(align="left", dx=4).encode(text=alt.Text("val_acc:Q", format=".1%"))
+    ui.show_chart((acc + text).properties(height=chart_height(220)),
+                  caption="What to notice: the CNN matches the MLP with a fraction of the weights; the deep "
+                          "network without nonlinearity is no better than one linear layer.")
+    st.dataframe(models.style.format({"parameters": "{:,}", "val_acc": "{:.1%}", "val_loss": "{:.3f}",
+                                      "seconds": "{:.2f}"}), hide_index=True, width="stretch")
+    st.markdown(
+        f"**No nonlinearity = one linear map.** Multiplying out the weights of the deep linear network "
+        f"($W = W_3 W_2 W_1 \\dots$) gives a single layer with validation accuracy **{res.collapsed_acc:.1%}** — "
+        f"exactly the deep network's **{res.linear_acc:.1%}**.")
+
+    st.subheader("Inside the trained CNN")
+    digit = st.slider("Digit to look at", 0, 9, key="ly_digit")
+    f1, f2 = st.columns([1, 2])
+    with f1:
+        img = res.images[res.images.digit == digit]
+        pic = alt.Chart(img).mark_rect().encode(
+            x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+            color=alt.Color("value:Q", scale=alt.Scale(scheme="greys"), legend=None),
+        ).properties(width=200, height=200, title=f"Input: a {digit}")
+        ui.show_chart(pic, caption="An 8×8 validation image.")
+        filt = alt.Chart(res.filters).mark_rect().encode(
+            x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+            color=alt.Color("weight:Q", scale=alt.Scale(scheme="redblue", domainMid=0), legend=None),
+            facet=alt.Facet("filter:O", columns=4, title="First-layer 3×3 filters", header=alt.Header(labels=False)),
+        ).properties(width=44, height=44)
+        ui.show_chart(filt, caption="What to notice: many filters are small edge or stroke detectors "
+                                    "(red positive, blue negative weights).")
+    with f2:
+        maps = res.maps[(res.maps.digit == digit) & (res.maps.layer == 1)]
+        fm = alt.Chart(maps).mark_rect().encode(
+            x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+            color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis"), legend=None),
+            facet=alt.Facet("channel:O", columns=8, title="Feature maps after the first conv + ReLU",
+                            header=alt.Header(labels=False)),
+        ).properties(width=56, height=56)
+        ui.show_chart(fm, caption="What to notice: each map lights up where its filter finds its pattern in "
+                                  "this digit; ReLU zeroes the rest.")

@@ -1,0 +1,123 @@
+"""Mini-batches: batch size vs speed and accuracy; gradient noise; epochs vs steps."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import dltl_ui as ui
+from dltl_core.lessons.batches import batch_size_sweep, epoch_step_counts, gradient_spread
+from dltl_ui.layout import chart_height
+
+ui.page_setup("Mini-batches", "📦")
+st.title("Mini-batches")
+ui.explain(
+    r"""
+Each optimizer **step** uses the gradient of a **mini-batch** of $b$ samples, an estimate of the
+full-batch gradient. One **epoch** is one pass over the $n$ training samples: $\lceil n/b\rceil$
+steps. Small batches: many cheap, noisy steps per epoch. Large batches: few precise steps, each
+using the hardware better. Here on the digits ($n$ = 1,438 training images), measured on this
+machine.
+"""
+)
+
+N_TRAIN = 1438
+OPTIONS = [1, 4, 8, 16, 32, 64, 128, 256, 512, N_TRAIN]
+url = ui.UrlState()
+ss = st.session_state
+if "mb_sizes" not in ss:
+    ss["mb_sizes"] = [int(s) for s in url.choices("sizes", ["8", "32", "128", "512"], [str(o) for o in OPTIONS])]
+if "mb_extra" not in ss:
+    ss["mb_extra"] = url.int("extra", 0, 0, 100_000)
+if "mb_epochs" not in ss:
+    ss["mb_epochs"] = url.int("epochs", 5, 1, 30)
+
+c1, c2, c3 = st.columns([3, 1, 1])
+sizes = c1.multiselect("Batch sizes", OPTIONS, key="mb_sizes",
+                       format_func=lambda b: f"{b} (full batch)" if b == N_TRAIN else str(b))
+extra = c2.number_input("Another size (0 = none)", 0, 100_000, key="mb_extra")
+epochs = c3.slider("Epochs", 1, 30, key="mb_epochs")
+url.sync(sizes=sorted(sizes), extra=extra, epochs=epochs)
+url.report()
+batch_sizes = tuple(sorted(set(sizes) | ({int(extra)} if extra else set())))
+
+st.subheader("Epochs vs steps")
+if not batch_sizes:
+    st.warning("Choose at least one batch size.")
+    st.stop()
+try:
+    counts = epoch_step_counts(N_TRAIN, batch_sizes, epochs)
+except ValueError as err:
+    st.warning(f"{err}. Pick a size between 1 and {N_TRAIN}.")
+    st.stop()
+st.dataframe(counts.rename(columns={"batch_size": "batch size", "steps_per_epoch": "steps per epoch",
+                                    "total_steps": "steps in total", "samples_seen": "samples seen",
+                                    "last_batch": "size of the last batch"}),
+             hide_index=True, width="stretch")
+ui.explain(f"Every row sees each of the {N_TRAIN:,} images {epochs} time(s); what differs is how many "
+           "weight updates those passes buy.")
+
+
+@st.cache_data(max_entries=16, show_spinner="Training once per batch size…")
+def sweep(batch_sizes: tuple[int, ...], epochs: int) -> pd.DataFrame:
+    return batch_size_sweep(batch_sizes, epochs=epochs)
+
+
+@st.cache_data(max_entries=16, show_spinner="Sampling mini-batch gradients…")
+def spread(batch_sizes: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return gradient_spread(batch_sizes)
+
+
+st.subheader("Speed and accuracy, measured")
+if 1 in batch_sizes and epochs > 5:
+    st.info("Batch size 1 makes 1,438 steps per epoch: this takes a while on a laptop.")
+with ui.guard("the batch-size sweep"):
+    res = sweep(batch_sizes, int(epochs))
+    x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (log scale)")
+    line = lambda y, title: alt.Chart(res).mark_line(point=alt.OverlayMarkDef(size=90), strokeWidth=3).encode(  # noqa: E731
+        x=x, y=alt.Y(y, title=title), tooltip=["batch_size", alt.Tooltip(y, format=".3g")]
+    ).properties(height=chart_height(240))
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        ui.show_chart(line("seconds_per_epoch:Q", "seconds per epoch").encode(
+            y=alt.Y("seconds_per_epoch:Q", scale=alt.Scale(type="log"), title="seconds per epoch (log)")),
+            caption="What to notice: bigger batches finish an epoch much faster (fewer, better-used steps).")
+    with c2:
+        ui.show_chart(line("steps_per_epoch:Q", "steps per epoch").encode(
+            y=alt.Y("steps_per_epoch:Q", scale=alt.Scale(type="log"), title="steps per epoch (log)")),
+            caption="What to notice: steps per epoch fall as 1/b.")
+    with c3:
+        ui.show_chart(line("val_acc:Q", "validation accuracy").encode(
+            y=alt.Y("val_acc:Q", scale=alt.Scale(domain=[0, 1]), title="validation accuracy")),
+            caption=f"What to notice: after the same {epochs} epoch(s) and learning rate, large batches "
+                    "have made too few steps to learn as much.")
+    st.caption(f"Measured on {res['device'].iloc[0]}, {epochs} epoch(s) of the default MLP with Adam (lr 0.001).")
+
+st.subheader("Gradient noise")
+ui.explain("Each dot is one mini-batch gradient, in units of the full-batch gradient $g$ (the black cross "
+           "at (1, 0)): how far it points along $g$, and how far it strays across.")
+with ui.guard("the gradient spread"):
+    usable = tuple(b for b in batch_sizes if b < N_TRAIN) or (32,)
+    points, summary = spread(usable)
+    dots = alt.Chart(points).mark_circle(size=60, opacity=0.6).encode(
+        x=alt.X("along:Q", title="along g (1 = full-batch gradient)"),
+        y=alt.Y("across:Q", title="across g"),
+        color=alt.Color("batch_size:O", title="batch size", scale=alt.Scale(scheme="viridis")),
+        tooltip=["batch_size", alt.Tooltip("cosine:Q", format=".2f")],
+    )
+    target = alt.Chart(pd.DataFrame({"along": [1.0], "across": [0.0]})).mark_point(
+        shape="cross", size=400, color="black", filled=True).encode(x="along:Q", y="across:Q")
+    c1, c2 = st.columns(2)
+    with c1:
+        ui.show_chart((dots + target).properties(height=chart_height(320)),
+                      caption="What to notice: small batches scatter widely around g; large ones cluster on it.")
+    with c2:
+        long = summary.melt(id_vars=["batch_size"], value_vars=["rms_rel_error", "predicted_rel_error"],
+                            var_name="curve", value_name="error")
+        long["curve"] = long["curve"].map({"rms_rel_error": "measured", "predicted_rel_error": "∝ 1/√b"})
+        err = alt.Chart(long).mark_line(point=True, strokeWidth=3).encode(
+            x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (log scale)"),
+            y=alt.Y("error:Q", scale=alt.Scale(type="log"), title="|g_b − g| / |g| (log)"),
+            color=alt.Color("curve:N", title=None, legend=alt.Legend(orient="bottom")),
+            strokeDash=alt.StrokeDash("curve:N", legend=None),
+        ).properties(height=chart_height(320))
+        ui.show_chart(err, caption="What to notice: the noise shrinks like 1/√b: 4× the batch, half the noise.")

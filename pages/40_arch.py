@@ -1,0 +1,128 @@
+"""Architectures: ResNet, PreActResNet, DenseNet and VGG for 32x32 images — blocks, size, FLOPs, speed."""
+
+import pandas as pd
+import streamlit as st
+
+import dltl_ui as ui
+from dltl_core import profile
+from dltl_core.archs import ARCHS
+from dltl_ui import arch_charts as charts
+
+ui.page_setup("Architectures", "🏛️")
+st.title("Architectures")
+ui.explain(
+    "Four families of convolutional networks for CIFAR-10's 32x32 images. They differ in their "
+    "**block** and in how information **skips** layers. A **width multiplier** scales every layer's "
+    "channel count, so size varies continuously: parameters and FLOPs grow roughly as width²."
+)
+
+NAMES = list(ARCHS)
+WIDTHS = [0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0]
+url = ui.UrlState()
+c1, c2 = st.columns([3, 2])
+name = c1.selectbox("Architecture", NAMES, index=NAMES.index(url.choice("arch", "resnet18", NAMES)),
+                    format_func=lambda n: ARCHS[n].label, key="arch")
+w0 = url.float("width", 1.0, WIDTHS[0], WIDTHS[-1])
+width = c2.select_slider("Width multiplier", WIDTHS, value=min(WIDTHS, key=lambda w: abs(w - w0)), key="width",
+                         help="Scales the channels of every layer (1 = the published network).")
+url.sync(arch=name, width=width)
+url.report()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def summary(name: str, width: float) -> dict:
+    model = profile.meta_arch(name, width)  # shapes only: instant
+    return {"describe": profile.describe(name), "params": profile.count_params(model),
+            "flops": profile.count_flops(model), "layers": profile.layer_table(model)}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def measured(name: str, width: float, cached_only: bool) -> dict:
+    return profile.profile_arch(name, width, batch_size=16, batches=1, cached_only=cached_only).as_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def comparison(width: float) -> pd.DataFrame:
+    return pd.DataFrame(profile.compare_archs(width))
+
+
+def fmt(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+with ui.guard("the architecture summary"):
+    s = summary(name, width)
+    d = s["describe"]
+    m = st.columns(4)
+    m[0].metric("Parameters", fmt(s["params"]))
+    m[1].metric("FLOPs / image", fmt(s["flops"]), help="Forward pass, 2 FLOPs per multiply-add "
+                "(torch.utils.flop_counter).")
+    prof = measured(name, width, cached_only=True)
+    slot_train, slot_infer = m[2].empty(), m[3].empty()
+
+    def show_speed(p: dict) -> None:
+        tr, inf = p["train_images_per_second"], p["infer_images_per_second"]
+        slot_train.metric(f"Training ({p['device']})", f"{tr:,.0f} img/s" if tr else "—")
+        slot_infer.metric(f"Inference ({p['device']})", f"{inf:,.0f} img/s" if inf else "—")
+
+    show_speed(prof)
+    if prof["train_images_per_second"] is None:
+        if st.button("Measure throughput on this machine", key="measure",
+                     help="Trains a few batches of random images with the core's fit loop; the figure "
+                          "is cached for everyone."):
+            with st.spinner(f"Timing {d['label']} on {prof['device']}..."):
+                show_speed(measured(name, width, cached_only=False))
+                measured.clear()  # the cached-only lookup now finds the figure
+
+    with st.container(border=True):
+        st.subheader(f"{d['label']} — {d['depth']} weighted layers")
+        st.markdown(f"**Block.** {d['block']}\n\n**Connections.** {d['connections']}\n\n"
+                    f"**Activation order.** {d['preactivation']}\n\n**What problem it answers.** {d['problem']}")
+        ref = f"kuangliu/pytorch-cifar reports **{d['reference_acc']:.2f}%** on CIFAR-10's test set " \
+              "(width 1, 200 epochs)." if d["reference_acc"] else ""
+        st.caption(f"{d['paper']} {ref} {d['notes']}")
+
+    layers = pd.DataFrame(s["layers"])
+    left, right = st.columns([1, 1])
+    with left:
+        st.subheader("Layer table")
+        st.dataframe(layers.rename(columns={"name": "block", "output": "output C×H×W"}),
+                     hide_index=True, width="stretch",
+                     column_config={"params": st.column_config.NumberColumn(format="localized"),
+                                    "flops": st.column_config.NumberColumn(format="localized")})
+    with right:
+        st.subheader("Where the size and the work sit")
+        ui.show_chart(charts.layer_bars(layers),
+                      caption="What to notice: the first blocks work on 32x32 maps, so they cost many FLOPs "
+                              "with few parameters; the last stages hold most parameters but see only 4x4 "
+                              "(or 1x1) maps.")
+
+st.subheader(f"All architectures at width {width}")
+with ui.guard("the comparison"):
+    table = comparison(width)
+    speeds = [measured(n, width, cached_only=True) for n in table["name"]]
+    table["train img/s"] = [p["train_images_per_second"] for p in speeds]
+    table["infer img/s"] = [p["infer_images_per_second"] for p in speeds]
+    missing = [n for n, p in zip(table["name"], speeds) if p["train_images_per_second"] is None]
+    if missing and st.button(f"Measure the {len(missing)} unmeasured architecture(s)", key="measure_all",
+                             help="A few training batches each; on a laptop CPU this takes a minute."):
+        bar = st.progress(0.0, text="Measuring...")
+        for i, n in enumerate(missing, start=1):
+            measured(n, width, cached_only=False)
+            bar.progress(i / len(missing), text=f"Measured {ARCHS[n].label}")
+        measured.clear()
+        st.rerun()
+    st.dataframe(
+        table.rename(columns={"label": "architecture", "reference_acc": "reference acc. (%)"}).drop(columns="name"),
+        hide_index=True, width="stretch",
+        column_config={"params": st.column_config.NumberColumn(format="localized"),
+                       "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
+                       "train img/s": st.column_config.NumberColumn(format="%.0f"),
+                       "infer img/s": st.column_config.NumberColumn(format="%.0f")})
+    ui.show_chart(charts.size_vs_flops(table, name),
+                  caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
+                          "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "
+                          "so it is cheap to run for its size.")

@@ -1,0 +1,39 @@
+"""A deep link answered by a freshly started server, in headless Chromium.
+
+The first request a new server sees is ``/gd?lr=0.42``: the gradient-descent page must
+open (not the home page, not "page not found"), with 0.42 in its learning-rate box, the
+grouped sidebar, and no error box.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dltl_ui.nav import sections
+from tests.browser import chromium_page, error_texts, streamlit_server, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def test_fresh_server_answers_the_gd_deep_link():
+    with streamlit_server() as base, chromium_page() as page:
+        page.goto(f"{base}/gd?lr=0.42")
+        wait_for_app(page)
+        page.wait_for_selector(".vega-embed", timeout=120_000)  # the charts ran, so the script finished
+        assert "Page not found" not in page.content()
+        assert "gradient descent" in page.locator("h1").first.inner_text().lower()
+
+        lr_box = page.locator('[data-testid="stNumberInput"] input').first
+        assert lr_box.get_attribute("aria-label") == "η"
+        assert lr_box.input_value() == "0.42"
+        assert "lr=0.42" in page.url  # the link still describes the view
+
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_text("Classroom mode").count() == 1
+        text = sidebar.inner_text()
+        for section, pages in sections().items():
+            assert section.upper() in text.upper(), section
+            for info in pages:
+                assert info.title in text, info.title
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # only the grouped navigation
+        assert not error_texts(page), error_texts(page)

@@ -1,0 +1,168 @@
+"""The transfer-learning page through Streamlit's AppTest: default view, pickers, uploads, bad input."""
+
+from __future__ import annotations
+
+import functools
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import dltl_core.birds as birds_pkg
+from dltl_core.birds import cub, list_species
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/30_transfer.py"
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def _metrics(at: AppTest) -> dict[str, float]:
+    return {m.label: float(m.value.rstrip("%")) / 100 for m in at.metric}
+
+
+@pytest.fixture(scope="module")
+def at_default(birds_dir) -> AppTest:
+    return _page()
+
+
+def test_default_view_trains_the_linear_head_on_the_bird_folder(at_default, birds_dir):
+    at = at_default
+    _ok(at)
+    assert "Transfer learning" in at.title[0].value
+    assert at.text_input(key="tl_folder").value == str(birds_dir.resolve()) or \
+        Path(at.text_input(key="tl_folder").value).resolve() == birds_dir.resolve()
+    acc = _metrics(at)
+    assert list(acc) == ["Transfer (frozen)"] and acc["Transfer (frozen)"] >= 0.9
+
+
+def test_species_count_name_picker_and_seed(at_default):
+    at = at_default
+    at.slider(key="tl_k").set_value(3).run()
+    _ok(at)
+    assert at.query_params["k"] == ["3"] or at.query_params["k"] == "3"
+    at.radio(key="tl_pick_by").set_value("Name").run()
+    _ok(at)
+    names = at.multiselect(key="tl_names")
+    assert len(names.value) == 5 and len(at.metric) == 1
+    names.set_value(names.value[:1]).run()
+    _ok(at)
+    assert any("at least 2 species" in w.value for w in at.warning)
+    assert not at.metric
+    at.radio(key="tl_pick_by").set_value("Count").run()
+    at.number_input(key="tl_seed").set_value(2).run()
+    _ok(at)
+    assert len(at.metric) == 1
+
+
+def test_missing_or_unusable_folders_give_messages_not_errors(at_default, tmp_path, birds_dir):
+    at = at_default
+    at.text_input(key="tl_folder").set_value("").run()
+    _ok(at)
+    assert any("No bird photos yet" in i.value for i in at.info)
+    at.text_input(key="tl_folder").set_value(str(tmp_path / "nowhere")).run()
+    _ok(at)
+    assert any("is not a folder" in w.value for w in at.warning)
+    one = tmp_path / "one" / "Lonely_Bird"
+    one.mkdir(parents=True)
+    (one / "a.jpg").write_bytes(next((birds_dir / list_species(birds_dir)[0]).iterdir()).read_bytes())
+    (tmp_path / "one" / "Empty_Bird").mkdir()
+    at.text_input(key="tl_folder").set_value(str(tmp_path / "one")).run()
+    _ok(at)
+    texts = " ".join(w.value for w in at.warning)
+    assert "no photos" in texts and "at least 2" in texts
+
+
+def _bird_zip(birds_dir: Path, per_species: int = 4) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in list_species(birds_dir)[:2]:
+            for f in sorted((birds_dir / name).iterdir())[:per_species]:
+                zf.writestr(f"upload/{name}/{f.name}", f.read_bytes())
+        zf.writestr("../escape.jpg", b"x")
+    return buf.getvalue()
+
+
+def test_zip_upload_trains_on_the_uploaded_species(birds_dir):
+    at = _page()
+    at.radio(key="tl_source").set_value("Upload a zip").run()
+    _ok(at)
+    assert any("No bird photos yet" in i.value for i in at.info)
+    at.file_uploader(key="tl_zip").set_value(("junk.zip", b"not a zip", "application/zip")).run()
+    _ok(at)
+    assert any("not a valid zip" in w.value for w in at.warning)
+    at.file_uploader(key="tl_zip").set_value(("birds.zip", _bird_zip(birds_dir), "application/zip")).run()
+    _ok(at)
+    assert list(_metrics(at)) == ["Transfer (frozen)"]
+    assert any("skipped" in e.label for e in at.expander)
+
+
+def test_cub_download_offline_shows_the_folder_option(monkeypatch):
+    # A closed local port stands in for "no network" (and keeps an online CI from downloading 1.1 GB).
+    monkeypatch.setattr(birds_pkg, "download_cub",
+                        functools.partial(cub.download_cub, url="http://127.0.0.1:9/CUB.tgz", timeout=2))
+    at = _page()
+    at.radio(key="tl_source").set_value("Download CUB-200-2011").run()
+    _ok(at)
+    at.button(key="tl_download").click().run()
+    _ok(at)
+    assert any("cannot download" in w.value and "folder" in w.value for w in at.warning)
+
+
+def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def test_predict_with_uploaded_photos_good_and_bad(at_default, birds_dir):
+    at = at_default
+    at.text_input(key="tl_folder").set_value(str(birds_dir)).run()
+    _ok(at)
+    up = at.file_uploader(key="tl_photo")
+    up.set_value(("fake.jpg", b"definitely not a jpeg", "image/jpeg")).run()
+    _ok(at)
+    assert any("cannot be used as a photo" in w.value for w in at.warning)
+    rgb = np.asarray(Image.open(next((birds_dir / list_species(birds_dir)[0]).iterdir())))
+    for name, blob, mime in [("cmyk.jpg", _png(Image.fromarray(rgb).convert("CMYK"), "JPEG"), "image/jpeg"),
+                             ("gray16.png", _png(Image.fromarray(rgb[..., 0].astype(np.uint16) * 250)), "image/png"),
+                             ("alpha.png", _png(Image.fromarray(rgb).convert("RGBA")), "image/png"),
+                             ("bomb.png", _png(Image.new("1", (9000, 9000))), "image/png")]:
+        at.file_uploader(key="tl_photo").set_value((name, blob, mime)).run()
+        _ok(at)
+        if name == "bomb.png":
+            assert any("too large" in w.value for w in at.warning)
+        else:
+            assert not any("cannot be used" in w.value for w in at.warning), name
+
+
+def test_finetune_button_adds_a_mode_and_is_cached(birds_dir):
+    at = _page()
+    at.slider(key="tl_k").set_value(2).run()
+    at.slider(key="tl_cap").set_value(5).run()
+    at.slider(key="tl_epochs").set_value(1)
+    at.select_slider(key="tl_size").set_value(96).run()
+    _ok(at)
+    at.button(key="tl_run_ft").click().run()
+    _ok(at)
+    assert list(_metrics(at)) == ["Transfer (frozen)", "Fine-tuning"]
+    at.run()  # no click: the result comes from st.cache_data, keyed by the config
+    _ok(at)
+    assert list(_metrics(at)) == ["Transfer (frozen)", "Fine-tuning"]
+    at.radio(key="tl_fmap").set_value("t-SNE").run()
+    _ok(at)
