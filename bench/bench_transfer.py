@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="bird folder (default: DLTL_BIRDS_DIR or ../shared/birds/cub100)")
     parser.add_argument("--images", type=int, default=160, help="photos for the throughput comparison")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--finetune-epochs", type=int, default=2, help="0 skips fine-tuning and scratch")
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--fresh-cache", action="store_true", help="use a new temporary DLTL_CACHE_DIR")
@@ -114,9 +114,13 @@ def main() -> None:
     # Throughput: warm up once, then interleave rounds so machine-load drift hits both alike.
     _bare_loop(backbone, files[:bs], bs)
     bare, ours = [], []
-    for _ in range(args.rounds):
+    for i in range(args.rounds):  # alternate which goes first
+        if i % 2:
+            ours.append(_ours(backbone, files, labels, bs))
         bare.append(_bare_loop(backbone, files, bs))
-        ours.append(_ours(backbone, files, labels, bs))
+        if not i % 2:
+            ours.append(_ours(backbone, files, labels, bs))
+        print(f"round {i + 1}: bare {bare[-1]:.1f}/s, dltl {ours[-1]:.1f}/s", file=sys.stderr)
     result["extraction"] = {
         "images": len(files), "batch_size": bs,
         "bare_timm_images_per_second": round(statistics.median(bare), 2),

@@ -210,6 +210,8 @@ def make_storage(storage: str) -> optuna.storages.RDBStorage:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):  # an unreachable server fails in seconds, not minutes
+            kwargs["engine_kwargs"]["connect_args"] = {"connect_timeout": 15}
     with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kwargs)

@@ -20,6 +20,7 @@ def layer_bars(table: pd.DataFrame) -> alt.Chart:
     long = table.melt(id_vars=["name", "layer", "output"], value_vars=["params", "flops"],
                       var_name="measure", value_name="value")
     long["share"] = long["value"] / long.groupby("measure")["value"].transform("sum").clip(lower=1)
+    long["measure"] = long["measure"].map({"params": "parameters", "flops": "FLOPs"})
     order = list(table["name"])
     return alt.Chart(long).mark_bar().encode(
         y=alt.Y("name:N", sort=order, title=None),
@@ -27,7 +28,7 @@ def layer_bars(table: pd.DataFrame) -> alt.Chart:
         color=alt.Color("measure:N", title=None, legend=alt.Legend(orient="top")),
         yOffset="measure:N",
         tooltip=["name", "layer", "output", "measure", alt.Tooltip("value:Q", format=",")],
-    ).properties(height=max(chart_height(260), 22 * len(order)))
+    ).properties(height=max(chart_height(260), 36 * len(order)))
 
 
 def size_vs_flops(df: pd.DataFrame, selected: str) -> alt.Chart:

@@ -51,14 +51,17 @@ def _panel(long: pd.DataFrame, metric: str, epochs: int | None, height: int, mar
 
 
 def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch: int | None = None,
-                    show_gap: bool = True, height: int | None = None) -> alt.HConcatChart:
-    """Loss and accuracy curves side by side, train vs validation.
+                    show_gap: bool = True, height: int | None = None) -> tuple[alt.LayerChart, alt.LayerChart]:
+    """Loss and accuracy charts, train vs validation (draw them side by side).
 
     Args:
         history: one row per epoch (``FitResult.history_dicts()``).
         epochs: the planned number of epochs (fixes the x axis while the curves grow).
         best_epoch: marked with a dashed rule ("lowest validation loss / early stopping").
         show_gap: mark the generalization gap (validation minus training loss) at the last epoch.
+
+    Returns:
+        ``(loss_chart, accuracy_chart)``.
     """
     height = height or chart_height(300)
     long = curves_frame(history)
@@ -71,37 +74,56 @@ def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch
                          .encode(x="epoch:Q"))
         loss_marks.append(alt.Chart(rule).mark_text(align="left", dx=5, dy=-8, color="#2ca02c", fontWeight="bold")
                           .encode(x="epoch:Q", y=alt.value(12), text="label:N"))
-    last = history.dropna(subset=[c for c in ("train_loss", "val_loss") if c in history]).tail(1)
-    if show_gap and not last.empty and "val_loss" in last and math.isfinite(float(last.val_loss.iloc[0])):
+    cols = [c for c in ("train_loss", "val_loss") if c in history]
+    last = history.dropna(subset=cols).tail(1) if len(cols) == 2 else history.iloc[0:0]
+    if show_gap and not last.empty:
         e, tl, vl = int(last.epoch.iloc[0]), float(last.train_loss.iloc[0]), float(last.val_loss.iloc[0])
-        gap = pd.DataFrame({"epoch": [e], "lo": [min(tl, vl)], "hi": [max(tl, vl)], "mid": [(tl + vl) / 2],
-                            "label": [f"gap {vl - tl:+.2f}"]})
-        loss_marks.append(alt.Chart(gap).mark_rule(color="#555", strokeWidth=3)
-                          .encode(x="epoch:Q", y="lo:Q", y2="hi:Q"))
-        loss_marks.append(alt.Chart(gap).mark_text(align="right", dx=-6, color="#333", fontWeight="bold")
-                          .encode(x="epoch:Q", y="mid:Q", text="label:N"))
-    return alt.hconcat(_panel(long, "loss", epochs, height, loss_marks),
-                       _panel(long, "accuracy", epochs, height, acc_marks)).resolve_scale(color="shared")
+        if math.isfinite(tl) and math.isfinite(vl):
+            gap = pd.DataFrame({"epoch": [e], "lo": [min(tl, vl)], "hi": [max(tl, vl)], "mid": [(tl + vl) / 2],
+                                "label": [f"gap {vl - tl:+.2f}"]})
+            loss_marks.append(alt.Chart(gap).mark_rule(color="#555", strokeWidth=4)
+                              .encode(x="epoch:Q", y="lo:Q", y2="hi:Q"))
+            loss_marks.append(alt.Chart(gap).mark_text(align="right", dx=-8, color="#333", fontWeight="bold")
+                              .encode(x="epoch:Q", y="mid:Q", text="label:N"))
+    return (_panel(long, "loss", epochs, height, loss_marks), _panel(long, "accuracy", epochs, height, acc_marks))
 
 
 def boundary_chart(boundary: pd.DataFrame, points: pd.DataFrame, title: str = "Decision boundary",
                    height: int | None = None, show_validation: bool = False) -> alt.LayerChart:
     """Predicted P(class 1) on a grid behind the training points (validation points optional)."""
-    height = height or chart_height(320)
-    step = float(boundary.x1.drop_duplicates().sort_values().diff().median())
-    cells = alt.Chart(boundary).mark_rect(opacity=0.8).encode(
-        x=alt.X("x1:Q", bin=alt.Bin(step=step), title="x₁", axis=alt.Axis(labels=False, ticks=False)),
-        y=alt.Y("x2:Q", bin=alt.Bin(step=step), title="x₂", axis=alt.Axis(labels=False, ticks=False)),
+    height = height or chart_height(300)
+    xs = boundary.x1.drop_duplicates().sort_values()
+    ys = boundary.x2.drop_duplicates().sort_values()
+    dx, dy = float(xs.diff().median()), float(ys.diff().median())
+    cells = boundary.assign(x1a=boundary.x1 - dx / 2, x1b=boundary.x1 + dx / 2,
+                            x2a=boundary.x2 - dy / 2, x2b=boundary.x2 + dy / 2)
+    x_scale = alt.Scale(domain=[float(xs.min() - dx / 2), float(xs.max() + dx / 2)], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[float(ys.min() - dy / 2), float(ys.max() + dy / 2)], nice=False, zero=False)
+    rects = alt.Chart(cells).mark_rect(opacity=0.85).encode(
+        x=alt.X("x1a:Q", scale=x_scale, title="x₁"), x2="x1b:Q",
+        y=alt.Y("x2a:Q", scale=y_scale, title="x₂"), y2="x2b:Q",
         color=alt.Color("p:Q", scale=alt.Scale(scheme="redblue", domain=[0, 1], reverse=True),
                         title="P(class 1)", legend=alt.Legend(orient="bottom", gradientLength=160)),
     )
     shown = points if show_validation else points[points.split == "train"]
-    dots = alt.Chart(shown).mark_point(filled=True, size=50, stroke="white", strokeWidth=1, opacity=1).encode(
-        x="x1:Q", y="x2:Q",
+    dots = alt.Chart(shown).mark_circle(size=55, stroke="white", strokeWidth=1.2, opacity=1).encode(
+        x=alt.X("x1:Q", scale=x_scale), y=alt.Y("x2:Q", scale=y_scale),
         color=alt.Color("label:N", scale=alt.Scale(domain=[0, 1], range=["#0b3d91", "#b3001b"]), legend=None),
-        shape=alt.Shape("split:N", legend=None),
     )
-    return alt.layer(cells, dots).properties(height=height, title=title)
+    return alt.layer(rects, dots).resolve_scale(color="independent").properties(height=height, title=title)
+
+
+def show_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch: int | None = None,
+                show_gap: bool = True, extra: alt.TopLevelMixin | None = None, caption: str | None = None) -> None:
+    """Loss and accuracy side by side (and an ``extra`` chart, e.g. the boundary, beside them)."""
+    loss, acc = learning_curves(history, epochs, best_epoch, show_gap)
+    cols = st.columns(3 if extra is not None else 2)
+    cols[0].altair_chart(loss, width="stretch", theme=None)
+    cols[1].altair_chart(acc, width="stretch", theme=None)
+    if extra is not None:
+        cols[2].altair_chart(extra, width="stretch", theme=None)
+    if caption:
+        st.caption(caption)
 
 
 class LiveCurves(Callback):
@@ -133,8 +155,8 @@ class LiveCurves(Callback):
             self._bar.progress(min(1.0, record.epoch / self.epochs),
                                text=f"{self.label}: epoch {record.epoch} of {self.epochs}, "
                                     f"validation loss {record.val_loss:.3f}")
-            self._chart.altair_chart(learning_curves(pd.DataFrame(self.records), self.epochs, show_gap=False),
-                                     width="stretch", theme=None)
+            with self._chart.container():
+                show_curves(pd.DataFrame(self.records), self.epochs, show_gap=False)
             self._last_draw = time.perf_counter()
             self._draw_cost = self._last_draw - now
 
@@ -184,11 +206,14 @@ def run_live(namespace: str, key: Hashable, run: Callable[[list[Callback]], Any]
     if st.session_state.get(stopped_key) == key:
         return None, st.session_state.get(partial_key, [])
     st.session_state[partial_key] = []
-    st.button("⏹ Stop", key=f"{namespace}__stop_btn", on_click=lambda: st.session_state.update({stopped_key: key}),
-              help="Stop this run; the curves so far stay on the page.")
+    button = st.empty()
+    button.button("⏹ Stop", key=f"{namespace}__stop_btn",
+                  on_click=lambda: st.session_state.update({stopped_key: key}),
+                  help="Stop this run; the curves so far stay on the page.")
     live = LiveCurves(epochs, partial_key, label=label)
     result = run([live])
     live.clear()
+    button.empty()
     memo_put(namespace, key, result)
     return result, None
 

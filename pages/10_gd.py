@@ -49,6 +49,7 @@ DEFAULTS: dict = {
     "opt": "sgd", "lr": 0.001, "opt_2": "momentum", "lr_2": 0.001,
     "opt_3": "rmsprop", "lr_3": 0.01, "opt_4": "adam", "lr_4": 0.05,
 }
+SHORT = {"momentum": "β", "alpha": "α", "beta1": "β₁", "beta2": "β₂"}
 HYPER_DEFAULTS = {"momentum": 0.9, "alpha": 0.99, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0}
 
 
@@ -92,18 +93,18 @@ PRESETS: dict[str, tuple[str, dict]] = {
         {"surface": "bowl", "cond": 10.0, "x0": -3.5, "y0": 2.0, "steps": 100,
          "opt": "sgd", "lr": 0.05, "opt_2": "sgd", "lr_2": 0.15, "opt_3": "sgd", "lr_3": 0.195,
          "opt_4": "sgd", "lr_4": 0.21}),
-    "Four minima, four endings": (
-        "Himmelblau has four equally good minima. Which one you reach depends on the start and "
-        "on the optimizer's path.",
-        {"surface": "himmelblau", "x0": -0.3, "y0": -0.5, "steps": 300,
+    "Same start, different minima": (
+        "Himmelblau has four equally good minima. From one start, different optimizers take different "
+        "paths and end in different minima.",
+        {"surface": "himmelblau", "x0": 0.0, "y0": -3.0, "steps": 300,
          "opt": "sgd", "lr": 0.01, "opt_2": "momentum", "lr_2": 0.01, "momentum_2": 0.9,
          "opt_3": "rmsprop", "lr_3": 0.1, "opt_4": "adam", "lr_4": 0.3}),
     "Rugged landscape": (
-        "Many local minima: small steps stop in the nearest dip, momentum and large steps may carry "
-        "the point into a deeper one.",
-        {"surface": "rugged", "x0": -3.2, "y0": 3.0, "steps": 300,
-         "opt": "sgd", "lr": 0.1, "opt_2": "momentum", "lr_2": 0.1, "momentum_2": 0.9,
-         "opt_3": "adam", "lr_3": 0.1, "opt_4": "adam", "lr_4": 0.5}),
+        "Many local minima, like a network's loss landscape: each optimizer stops in a different dip; "
+        "only Adam with a large η reaches the deepest one.",
+        {"surface": "rugged", "x0": 3.0, "y0": 3.5, "steps": 300,
+         "opt": "sgd", "lr": 0.3, "opt_2": "momentum", "lr_2": 0.1, "momentum_2": 0.95,
+         "opt_3": "adam", "lr_3": 0.2, "opt_4": "adam", "lr_4": 1.0}),
     "Noisy gradients": (
         "Gradient noise (as with small mini-batches) makes SGD jitter; the noise also lets it move "
         "where the true gradient is almost zero.",
@@ -238,8 +239,8 @@ with top[3]:
         # Clamp into this surface's box (a link may carry another surface's start).
         for key, (lo, hi) in (("x0", surface.xlim), ("y0", surface.ylim)):
             ss[key] = min(max(float(ss[key]), lo), hi)
-        sc[0].slider("start w₁", *surface.xlim, step=0.01, key="x0")
-        sc[1].slider("start w₂", *surface.ylim, step=0.01, key="y0")
+        sc[0].slider("start w₁", *surface.xlim, step=0.001, format="%.3f", key="x0")
+        sc[1].slider("start w₂", *surface.ylim, step=0.001, format="%.3f", key="y0")
         x0, y0 = float(ss["x0"]), float(ss["y0"])
 
 slot_cols = st.columns(SLOTS)
@@ -248,20 +249,18 @@ problems: list[str] = []
 for i, col in enumerate(slot_cols):
     s = sfx(i)
     with col, st.container(border=True):
-        c1, c2 = st.columns([3, 2])
-        name = c1.selectbox(f"optimizer {i + 1}", OPT_CHOICES, key="opt" + s,
+        name = st.selectbox(f"optimizer {i + 1}", OPT_CHOICES, key="opt" + s,
                             on_change=_on_optimizer_change, args=(i,),
                             format_func=lambda k: "— off —" if k == OFF else OPTIMIZERS[k].label)
         if name == OFF:
-            c2.markdown(f"<div style='color:{gc.COLORS[i]};font-size:2.2rem;text-align:right'>○</div>",
-                        unsafe_allow_html=True)
             continue
-        lr = c2.number_input("η", 0.0, LR_MAX, step=0.001, format="%g", key="lr" + s,
+        c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+        lr = c1.number_input("η", 0.0, LR_MAX, step=0.001, format="%g", key="lr" + s,
                              help="Learning rate: the size of each step.")
         hyper = {}
         names = list(OPTIMIZERS[name].hyper)
-        summary = ", ".join(f"{HYPER[h][0].split(' ')[0]} {ss[h + s]:g}" for h in names if h != "weight_decay")
-        with st.popover(f"⚙️ {summary or 'weight decay'}", width="stretch"):
+        summary = ", ".join(f"{SHORT[h]} {ss[h + s]:g}" for h in names if h != "weight_decay")
+        with c2.popover(f"⚙️ {summary or 'weight decay'}", width="stretch"):
             for hp in names:
                 label, lo, hi, step = HYPER[hp]
                 hyper[hp] = st.slider(label, lo, hi, step=step, key=hp + s,

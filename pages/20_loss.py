@@ -22,6 +22,7 @@ the gradient $\partial L / \partial z$: for cross-entropy it is simply $p - t$.
 )
 
 MAX_K = 6
+LOSS_COLORS = alt.Scale(domain=["cross-entropy", "MSE"], range=["#e4572e", "#2ca02c"])
 url = ui.UrlState()
 ss = st.session_state
 DEFAULT_LOGITS = [2.0, 1.0, 0.1, -1.0, 0.5, -0.5]
@@ -56,9 +57,10 @@ with right, ui.guard("the softmax"):
     bars = pd.concat([table.assign(kind="softmax output p", value=table["prob"]),
                       table.assign(kind="one-hot target t", value=table["target"])])
     chart = alt.Chart(bars).mark_bar().encode(
-        x=alt.X("class:N", title="class"), xOffset="kind:N",
+        x=alt.X("class:N", title="class", axis=alt.Axis(labelAngle=0)), xOffset="kind:N",
         y=alt.Y("value:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("kind:N", title=None, scale=alt.Scale(range=["#1f4eb4", "#bbbbbb"]),
+        color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["softmax output p", "one-hot target t"],
+                                                             range=["#1f4eb4", "#bbbbbb"]),
                         legend=alt.Legend(orient="bottom")),
         tooltip=["class", "kind", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=chart_height(280))
@@ -67,8 +69,8 @@ with right, ui.guard("the softmax"):
     grads = pd.concat([table.assign(loss="cross-entropy", grad=table["grad_ce"]),
                        table.assign(loss="MSE", grad=table["grad_mse"])])
     gchart = alt.Chart(grads).mark_bar().encode(
-        x=alt.X("class:N"), xOffset="loss:N", y=alt.Y("grad:Q", title="∂loss/∂logit"),
-        color=alt.Color("loss:N", title=None, scale=alt.Scale(range=["#e4572e", "#2ca02c"]),
+        x=alt.X("class:N", axis=alt.Axis(labelAngle=0)), xOffset="loss:N", y=alt.Y("grad:Q", title="∂loss/∂logit"),
+        color=alt.Color("loss:N", title=None, scale=LOSS_COLORS,
                         legend=alt.Legend(orient="bottom")),
         tooltip=["class", "loss", alt.Tooltip("grad:Q", format=".4f")],
     ).properties(height=chart_height(220))
@@ -89,8 +91,7 @@ with ui.guard("the sweep"):
     sweep = confidence_sweep(num_classes=k)
     base = alt.Chart(sweep).encode(
         x=alt.X("gap:Q", title="true-class logit minus the others", scale=alt.Scale(reverse=True)),
-        color=alt.Color("loss:N", title=None, scale=alt.Scale(range=["#e4572e", "#2ca02c"]),
-                        legend=alt.Legend(orient="bottom")),
+        color=alt.Color("loss:N", title=None, scale=LOSS_COLORS, legend=alt.Legend(orient="bottom")),
     )
     loss_chart = base.mark_line(strokeWidth=3).encode(y=alt.Y("value:Q", title="loss")).properties(
         height=chart_height(260), title="Loss")

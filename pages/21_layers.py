@@ -35,12 +35,17 @@ with ui.guard("the parameter count"):
     table = param_table(out_channels=channels)
     long = table.melt(id_vars=["input"], value_vars=["fully connected", "convolutional"], var_name="layer",
                       value_name="parameters")
-    chart = alt.Chart(long).mark_bar().encode(
-        y=alt.Y("input:N", sort=list(table["input"]), title=None), yOffset="layer:N",
-        x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title="parameters (log scale)"),
-        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="bottom")),
+    # Dots on a log axis (bars cannot start at 0 on a log scale).
+    dots = alt.Chart(long).mark_circle(size=260, opacity=1).encode(
+        y=alt.Y("input:N", sort=list(table["input"]), title=None),
+        x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title="parameters of one layer (log scale)",
+                axis=alt.Axis(format="~s")),
+        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="bottom"),
+                        scale=alt.Scale(domain=["fully connected", "convolutional"], range=["#e4572e", "#1f4eb4"])),
         tooltip=["input", "layer", alt.Tooltip("parameters:Q", format=",")],
-    ).properties(height=chart_height(260))
+    )
+    labels = dots.mark_text(dy=-16, fontWeight="bold").encode(text=alt.Text("parameters:Q", format=".3~s"))
+    chart = (dots + labels).properties(height=chart_height(260))
     ui.show_chart(chart, caption="What to notice: for the same number of outputs, a fully connected layer's "
                                  "weights grow with the image squared; the convolution's stay the same.")
     st.dataframe(table.style.format({"fully connected": "{:,}", "convolutional": "{:,}", "outputs": "{:,}",
@@ -64,8 +69,10 @@ with ui.guard("the comparison"):
     models = res.models
     acc = alt.Chart(models).mark_bar().encode(
         y=alt.Y("model:N", sort=list(models["model"]), title=None),
-        x=alt.X("val_acc:Q", title="validation accuracy", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")),
+        x=alt.X("val_acc:Q", title="validation accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", tickCount=5)),
+        color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom"),
+                        scale=alt.Scale(domain=["fully connected", "convolutional"], range=["#e4572e", "#1f4eb4"])),
         tooltip=["model", alt.Tooltip("parameters:Q", format=","), alt.Tooltip("val_acc:Q", format=".3f"),
                  alt.Tooltip("seconds:Q", format=".2f")],
     )

@@ -101,7 +101,7 @@ with ui.guard("the gradient spread"):
     dots = alt.Chart(points).mark_circle(size=60, opacity=0.6).encode(
         x=alt.X("along:Q", title="along g (1 = full-batch gradient)"),
         y=alt.Y("across:Q", title="across g"),
-        color=alt.Color("batch_size:O", title="batch size", scale=alt.Scale(scheme="viridis")),
+        color=alt.Color("batch_size:O", title="batch size", scale=alt.Scale(scheme="plasma")),
         tooltip=["batch_size", alt.Tooltip("cosine:Q", format=".2f")],
     )
     target = alt.Chart(pd.DataFrame({"along": [1.0], "across": [0.0]})).mark_point(

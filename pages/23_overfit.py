@@ -123,11 +123,11 @@ def show_run(res, partial, namespace: str, compact: bool = False) -> None:
         st.warning(f"Stopped after {len(hist)} epoch(s); the curves so far are below.")
         tc.resume_button(namespace)
         if not hist.empty:
-            ui.show_chart(tc.learning_curves(hist, cfg.epochs, show_gap=False),
-                          caption="What to notice: the run was stopped; nothing was cached.")
+            tc.show_curves(hist, cfg.epochs, show_gap=False,
+                           caption="What to notice: the run was stopped; nothing was cached.")
         return
     if res.diverged_at:
-        st.error(f"Diverged at epoch {res.diverged_at}: the loss blew up (learning rate {res.config.lr:g} is too "
+        st.warning(f"Diverged at epoch {res.diverged_at}: the loss blew up (learning rate {res.config.lr:g} is too "
                  "large). The curves up to that epoch are shown; lower the learning rate.")
     m = st.columns(4)
     m[0].metric("Training accuracy", f"{res.final['train_acc']:.1%}")
@@ -137,21 +137,19 @@ def show_run(res, partial, namespace: str, compact: bool = False) -> None:
     if res.stopped_early:
         st.info(f"Early stopping ended the run at epoch {len(res.history)}: no better validation loss for "
                 f"{res.config.patience} epochs. The weights of epoch {res.best_epoch} were restored.")
-    chart = tc.learning_curves(res.history, res.config.epochs, res.best_epoch)
-    if res.boundary is not None and not compact:
-        left, right = st.columns([3, 2])
-        with left:
-            ui.show_chart(chart, caption="What to notice: the dashed line marks the epoch with the lowest validation "
-                                         "loss (where early stopping rolls back to); the grey bar is the gap at the end.")
-        with right:
-            ui.show_chart(tc.boundary_chart(res.boundary, res.points),
-                          caption="What to notice: an overfit boundary bends around single noisy training points.")
+    boundary = None
+    if res.boundary is not None:
+        boundary = tc.boundary_chart(res.boundary, res.points, title="Decision boundary (training points)")
+    if compact:
+        tc.show_curves(res.history, res.config.epochs, res.best_epoch,
+                       caption="What to notice: the dashed line is the best epoch; the grey bar the final gap.")
+        if boundary is not None:
+            ui.show_chart(boundary, caption="What to notice: how smooth the boundary is.")
     else:
-        ui.show_chart(chart, caption="What to notice: where the validation loss stops falling (dashed line) and "
-                                     "how far it ends above the training loss (the gap).")
-        if res.boundary is not None:
-            ui.show_chart(tc.boundary_chart(res.boundary, res.points),
-                          caption="What to notice: how smooth the boundary is.")
+        tc.show_curves(res.history, res.config.epochs, res.best_epoch, extra=boundary,
+                       caption="What to notice: the dashed line marks the epoch with the lowest validation loss "
+                               "(where early stopping rolls back to); the grey bar is the gap at the end. An "
+                               "overfit boundary bends around single noisy training points.")
     st.caption(f"{res.parameters:,} weights · {res.train_samples} training / {res.val_samples} validation samples "
                f"· trained in {res.seconds:.1f} s")
 

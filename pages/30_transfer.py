@@ -211,11 +211,15 @@ with ui.guard("the pretrained backbone"):
     backbone = get_backbone(name)
 if backbone is None:
     st.stop()
+fs = None
 with ui.guard("the feature extraction"):
     bar = st.progress(0.0, text="Extracting features with the pretrained backbone…")
-    fs = ensure_features(base, backbone, progress=lambda d, t, m: bar.progress(d / max(t, 1), text=m))
+    try:
+        fs = ensure_features(base, backbone, progress=lambda d, t, m: bar.progress(d / max(t, 1), text=m))
+    except (ValueError, FileNotFoundError) as err:  # bad folder or species: a message, not an error box
+        st.warning(str(err))
     bar.empty()
-    if fs.extracted:
+    if fs is not None and fs.extracted:
         st.toast(f"Features of {fs.extracted} photos extracted at {fs.images_per_second:.0f} photos/s "
                  "and cached: the next run reads them from disk.")
 
@@ -224,15 +228,23 @@ fmap_method = st.radio("Feature map", ["PCA", "t-SNE"], horizontal=True, key="tl
                        help="PCA is instant; t-SNE separates clusters better but takes a few seconds.")
 lin_cfg = replace(base, feature_map="tsne" if fmap_method == "t-SNE" else "pca")
 linear = None
-with ui.guard("the linear head"):
-    linear = linear_result(lin_cfg)
+if fs is not None and len(fs.files) == 0:
+    st.warning("None of the chosen photos could be read (see the skipped files). Choose other species "
+               "or another folder.")
+    skipped_note(fs.skipped)
+elif fs is not None:
+    with ui.guard("the linear head"):
+        try:
+            linear = linear_result(lin_cfg)
+        except (ValueError, FileNotFoundError) as err:
+            st.warning(str(err))
 if linear is None:
     st.stop()
 skipped_note(linear.skipped)
 
 with st.expander("Fine-tuning and from-scratch settings (these train on the photos: minutes on a CPU)"):
     e1, e2, e3 = st.columns(3)
-    epochs = e1.slider("Epochs", 1, 20, url.int("ep", 3, 1, 20), key="tl_epochs")
+    epochs = e1.slider("Epochs", 1, 20, 3, key="tl_epochs")
     size = e2.select_slider("Image size (pixels)", [96, 128, 160, 192, 224], value=160, key="tl_size",
                             help="The backbone saw 224 px photos; smaller is faster on a CPU.")
     lr = e3.select_slider("Learning rate (head)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="tl_lr")

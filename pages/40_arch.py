@@ -90,7 +90,7 @@ with ui.guard("the architecture summary"):
     with left:
         st.subheader("Layer table")
         st.dataframe(layers.rename(columns={"name": "block", "output": "output C×H×W"}),
-                     hide_index=True, width="stretch",
+                     hide_index=True, width="stretch", height=36 * (len(layers) + 1) + 4,
                      column_config={"params": st.column_config.NumberColumn(format="localized"),
                                     "flops": st.column_config.NumberColumn(format="localized")})
     with right:

@@ -26,6 +26,7 @@ def linear10(birds_dir, backbone):
     return tl.run_transfer(tl.TransferConfig(data=str(birds_dir), species="10"), backbone=backbone)
 
 
+@pytest.mark.slow  # the first use of the fixture extracts 388 photos' features (~15-60 s on 2 cores)
 def test_linear_transfer_on_10_species_reaches_90_percent(linear10, birds_dir):
     r = linear10
     assert r.species == list_species(birds_dir)[:10]

@@ -166,3 +166,27 @@ def test_finetune_button_adds_a_mode_and_is_cached(birds_dir):
     assert list(_metrics(at)) == ["Transfer (frozen)", "Fine-tuning"]
     at.radio(key="tl_fmap").set_value("t-SNE").run()
     _ok(at)
+
+
+def test_deep_link_settings_and_malformed_values(birds_dir):
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(PAGE)
+    at.query_params["k"] = "3"
+    at.query_params["cap"] = "lots"
+    at.run()
+    _ok(at)
+    assert at.slider(key="tl_k").value == 3 and at.slider(key="tl_cap").value == 40
+    assert any("cap=lots" in w.value for w in at.warning)
+    assert len(at.metric) == 1
+
+
+def test_species_whose_photos_are_all_broken(tmp_path):
+    for name in ("Broken_A", "Broken_B"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    at = _page()
+    at.text_input(key="tl_folder").set_value(str(tmp_path)).run()
+    _ok(at)
+    assert any("could be read" in w.value for w in at.warning)
+    assert not at.metric

@@ -9,6 +9,8 @@ kuangliu/pytorch-cifar: (N,3,32,32) -> blocks at 32, 16, 8, 4 pixels.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import Tensor, nn
 from torchvision.models.densenet import _DenseBlock, _Transition
 
@@ -45,15 +47,15 @@ class CifarDenseNet(nn.Module):
         super().__init__()
         channels = 2 * growth_rate
         self.stem = nn.Conv2d(3, channels, 3, padding=1, bias=False)
-        stages: list[nn.Module] = []
-        for i, layers in enumerate(block_config):
-            stages.append(_DenseBlock(layers, channels, bn_size=4, growth_rate=growth_rate, drop_rate=0.0))
+        stages: dict[str, nn.Module] = {}
+        for i, layers in enumerate(block_config, start=1):
+            stages[f"block{i}"] = _DenseBlock(layers, channels, bn_size=4, growth_rate=growth_rate, drop_rate=0.0)
             channels += layers * growth_rate
-            if i < len(block_config) - 1:
+            if i < len(block_config):
                 out = int(channels * reduction)
-                stages.append(_Transition(channels, out))
+                stages[f"trans{i}"] = _Transition(channels, out)
                 channels = out
-        self.features = nn.Sequential(*stages)
+        self.features = nn.Sequential(OrderedDict(stages))
         self.head = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(channels, num_classes)

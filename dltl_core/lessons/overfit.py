@@ -75,7 +75,7 @@ PRESETS: dict[str, OverfitConfig] = {
     # A small network with strong weight decay: both losses fall and stay close.
     "good fit": OverfitConfig(depth=2, width=16, weight_decay=0.5, epochs=150),
     # A big network, no regularisation, long training: train loss -> 0, validation loss climbs.
-    "overfit": OverfitConfig(depth=3, width=256, epochs=300),
+    "overfit": OverfitConfig(depth=3, width=128, epochs=200),
 }
 
 # Knobs a side-by-side comparison may change, with the label the page shows.
