@@ -206,24 +206,27 @@ def _lockstep(configs: Sequence[DescentConfig]) -> list[Descent]:
             for c in configs], dim=1)
 
     traj = torch.empty(steps + 1, n, 2, dtype=dtype)  # preallocated: no per-step .item()
-    traj[0] = Xd
+    rows = traj.unbind(0)  # views, so recording a step is one copy_
+    rows[0].copy_(Xd)
+    ones = torch.ones(n, dtype=dtype)  # d(loss_i)/d(loss_i), for backward without a sum node
     fn = surface.fn
     check_every = 25
     for k in range(steps):
         G.zero_()
-        fn(X).sum().backward()  # rows are independent, so d(sum)/dX[i] = ∇f(X[i])
+        fn(X).backward(ones)  # rows are independent: row i of X.grad is ∇f(X[i])
         if noise is not None:
             G.add_(noise[k])
         if use_sched:
             for i, o in enumerate(opts):
                 lrs[i, k] = o.param_groups[0]["lr"]
-        for step in steppers:
-            step()
+        with torch.no_grad():  # as Optimizer.step does itself
+            for step in steppers:
+                step()
         if use_sched:
             for s in scheds:
                 if s is not None:
                     s.step()
-        traj[k + 1] = Xd
+        rows[k + 1].copy_(Xd)
         # Once every run has blown up or left the box, the rest is wasted work.
         if (k + 1) % check_every == 0 and not bool(surface.contains(Xd).any()):
             traj[k + 2:] = math.nan
@@ -259,8 +262,8 @@ def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], object]:
     ``torch.optim`` wraps every ``step`` in a ``record_function`` profiler range plus
     hook dispatch; on a 2-element tensor that wrapper costs more than the update itself
     (Adam: ~100 µs -> ~40 µs per step). With no step hooks registered the wrapper does
-    nothing else, so we call the optimizer's own (undecorated-by-profiler) ``step``.
-    The update is still torch.optim's code; ``foreach=False`` skips the per-step
+    nothing else, so we call the optimizer's own (undecorated-by-profiler) ``step``; call the
+    result under ``torch.no_grad()``. The update is still torch.optim's code; ``foreach=False`` skips the per-step
     search for a multi-tensor kernel that a single tensor never needs.
     """
     for group in opt.param_groups:
@@ -272,6 +275,11 @@ def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], object]:
     # A scheduler patches the instance's step to count calls; keep that one.
     if inner is None or "step" in vars(opt) or any(h is None or len(h) for h in hooks):
         return opt.step
+    # One level further down is the bare update; its wrapper only switches grad mode off,
+    # which the descent loop does once for all optimizers (torch.no_grad()).
+    bare = getattr(inner, "__wrapped__", None)
+    if bare is not None and not opt.defaults.get("differentiable", False):
+        return functools.partial(bare, opt)
     return functools.partial(inner, opt)
 
 

@@ -75,6 +75,7 @@ class RunRecord:
         seed: seed of the weights, the batch order and the augmentation.
         data: data set description (source, subset size, split sizes).
         device: the device policy's name.
+        threads: torch's CPU threads (timings on a CPU depend on it).
         versions: library versions (``versions()``).
         history: per-epoch records (``EpochRecord.as_dict()``).
         val_acc: validation accuracy after the last epoch.
@@ -112,6 +113,7 @@ class RunRecord:
     flops: int
     wall_seconds: float
     cpu_seconds: float | None = None
+    threads: int | None = None
     state: str = "complete"
     kind: str = "run"
     study: str | None = None
@@ -214,7 +216,7 @@ def load_results(path: str | Path) -> Results:
 
 
 COLUMNS = ["run_id", "kind", "arch", "width", "study", "trial", "state", "val_acc", "best_val_acc",
-           "params", "flops", "wall_seconds", "cpu_seconds", "epochs_run", "epochs", "optimizer", "lr", "weight_decay",
+           "params", "flops", "wall_seconds", "cpu_seconds", "threads", "epochs_run", "epochs", "optimizer", "lr", "weight_decay",
            "schedule", "batch_size", "label_smoothing", "seed", "n_train", "device", "host", "started_at"]
 
 
@@ -232,7 +234,7 @@ def runs_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "val_acc": None if acc is None else 100.0 * acc,
             "best_val_acc": None if best is None else 100.0 * best,
             "params": r.get("params"), "flops": r.get("flops"), "wall_seconds": r.get("wall_seconds"),
-            "cpu_seconds": r.get("cpu_seconds"), "epochs_run": len(r.get("history") or []), "epochs": cfg.get("epochs"),
+            "cpu_seconds": r.get("cpu_seconds"), "threads": r.get("threads"), "epochs_run": len(r.get("history") or []), "epochs": cfg.get("epochs"),
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "weight_decay": cfg.get("weight_decay"),
             "schedule": cfg.get("schedule"), "batch_size": cfg.get("batch_size"),
             "label_smoothing": cfg.get("label_smoothing"), "seed": r.get("seed"),

@@ -153,8 +153,7 @@ def train_run(arch: str, width: float, config: TrainConfig, train: Data, val: Da
         **record_fields: extra record fields (``kind``, ``study``, ``trial``...).
     """
     policy = policy or get_policy()
-    model = create_arch(arch, num_classes=int(train[1].max()) + 1 if len(train[1]) else 10,
-                        width=width, seed=config.seed)
+    model = create_arch(arch, num_classes=int(data_info.get("classes", 10)), width=width, seed=config.seed)
     params, flops = count_params(model), count_flops(model)
     cpu0 = time.process_time()
     result = fit(model, train, val, config, callbacks=callbacks, policy=policy,
@@ -167,7 +166,7 @@ def train_run(arch: str, width: float, config: TrainConfig, train: Data, val: Da
         device=policy.name, versions=versions(), history=result.history_dicts(),
         val_acc=last.val_acc if last else math.nan, best_val_acc=result.best_val_acc,
         best_epoch=result.best_epoch, params=params, flops=flops, wall_seconds=result.seconds,
-        cpu_seconds=cpu_seconds, state=state, **record_fields)
+        cpu_seconds=cpu_seconds, threads=torch.get_num_threads(), state=state, **record_fields)
     return result, record
 
 
@@ -282,6 +281,9 @@ def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] 
     """
     _check(cfg)
     train, val, info = data or load_data(cfg.data)
+    if len(val[1]) == 0:
+        raise ValueError("the validation split is empty: the search needs validation accuracy "
+                         "(raise --val-fraction or --max-per-class)")
     if max(cfg.space.batch_sizes) > len(train[1]):
         raise ValueError(f"batch size {max(cfg.space.batch_sizes)} is larger than the training subset "
                          f"({len(train[1])} images)")

@@ -152,9 +152,21 @@ def contour_chart(
     layers = [base, halo, line, star, start_mark, now]
     if notes:
         nf = pd.DataFrame(notes, columns=["run", "x", "y", "text"])
-        layers.append(alt.Chart(nf).mark_text(fontSize=18, fontWeight="bold", dy=-16, clip=True).encode(
-            x=alt.X("x:Q", scale=sx), y=alt.Y("y:Q", scale=sy), text=alt.Text("text:N"),
-            color=alt.Color("run:N", scale=scale, legend=None)))
+        # Labels point inward, so a run that died near an edge still has a readable label.
+        right = nf["x"] > (xlim[0] + xlim[1]) / 2
+        top = nf["y"] > (ylim[0] + ylim[1]) / 2
+        for r in (False, True):
+            for t in (False, True):
+                part = nf[(right == r) & (top == t)]
+                if len(part):
+                    style = dict(fontSize=18, fontWeight="bold", align="right" if r else "left",
+                                 dx=-12 if r else 12, dy=16 if t else -16, clip=True)
+                    pos = dict(x=alt.X("x:Q", scale=sx), y=alt.Y("y:Q", scale=sy), text=alt.Text("text:N"))
+                    # A white outline under the coloured text keeps it legible on any background.
+                    layers.append(alt.Chart(part).mark_text(stroke="white", strokeWidth=5, color="white",
+                                                            **style).encode(**pos))
+                    layers.append(alt.Chart(part).mark_text(**style).encode(
+                        color=alt.Color("run:N", scale=scale, legend=None), **pos))
     return _layer(*layers, height=h, **({"title": title} if title else {}))
 
 
@@ -233,13 +245,17 @@ def range_test_chart(df: pd.DataFrame, suggested: float | None, *, height: int |
     """LR range test: smoothed loss against η (log x), the suggested η marked."""
     h = height or chart_height(360)
     x = alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate η (log scale)")
-    raw = alt.Chart(df).mark_line(color="#bbb", strokeWidth=1.5).encode(x=x, y=alt.Y("loss:Q", title="training loss"))
-    smooth = alt.Chart(df).mark_line(color=COLORS[1], strokeWidth=3.5).encode(
-        x=x, y=alt.Y("smooth:Q"), tooltip=[alt.Tooltip("lr:Q", format=".3g"), alt.Tooltip("smooth:Q", format=".3g")])
+    # The final blow-up can be 10x the start: cap the axis so the informative dip stays visible.
+    top = 1.6 * float(df["smooth"].iloc[0]) if len(df) else 1.0
+    ys = alt.Scale(domain=[0, top], clamp=True)
+    raw = alt.Chart(df).mark_line(color="#bbb", strokeWidth=1.5, clip=True).encode(
+        x=x, y=alt.Y("loss:Q", title="training loss", scale=ys))
+    smooth = alt.Chart(df).mark_line(color=COLORS[1], strokeWidth=3.5, clip=True).encode(
+        x=x, y=alt.Y("smooth:Q", scale=ys), tooltip=[alt.Tooltip("lr:Q", format=".3g"), alt.Tooltip("smooth:Q", format=".3g")])
     layers = [raw, smooth]
     if suggested is not None:
         mark = pd.DataFrame({"lr": [suggested], "text": [f"suggested η ≈ {suggested:.2g}"]})
         layers.append(alt.Chart(mark).mark_rule(color=REGIME_COLORS["good"], strokeWidth=3).encode(x=x))
-        layers.append(alt.Chart(mark).mark_text(align="left", dx=8, dy=-8, fontSize=18, fontWeight="bold",
+        layers.append(alt.Chart(mark).mark_text(align="right", dx=-10, dy=-8, fontSize=18, fontWeight="bold",
                                                 color=REGIME_COLORS["good"]).encode(x=x, y=alt.value(20), text=alt.Text("text:N")))
     return _layer(*layers, height=h)

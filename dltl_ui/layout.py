@@ -101,7 +101,7 @@ def chart_height(base: int = 360) -> int:
 
 def show_chart(chart: alt.TopLevelMixin, caption: str | None = None) -> None:
     """Render an Altair chart with the DLTL theme, and a caption saying what to notice."""
-    st.altair_chart(chart, use_container_width=True, theme=None)
+    st.altair_chart(chart, width="stretch", theme=None)
     if caption:
         st.caption(caption)
 

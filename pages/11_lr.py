@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.descend import REGIMES, Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, \
+from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, \
     log_grid, lr_sweep, regime_examples, validate
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
@@ -91,6 +91,16 @@ def contour(surface, runs, labels, colors, height, title=None, notes=(), legend=
                             height=height, colors=colors or ["#000"], title=title, notes=notes, legend=legend)
 
 
+@st.cache_data(max_entries=128, show_spinner=False)
+def panel(run: Descent, label: str, color: str, height: int, title: str):
+    """One small contour map with one run (cached: building Altair layers is the slow part)."""
+    surface = create_surface(run.config.surface, run.config.condition)
+    # Small panels: divergence is told in the title and the line under the panel, not on the map.
+    if run.diverged_at is not None:
+        title = f"{title} 💥"
+    return contour(surface, [run], [label], [color], height, title=title, legend=False)
+
+
 # ----------------------------------------------------------------------------- 1. regimes
 
 st.header("Too small, good, too large, divergent")
@@ -100,7 +110,8 @@ c[1].selectbox("Optimizer", OPTS, format_func=lambda k: OPTIMIZERS[k].label, key
 c[2].slider("steps", 0, STEPS_MAX, step=10, key="lr_steps")
 surface = create_surface(ss["lr_surface"])
 base = DescentConfig(surface=surface.name, optimizer=ss["lr_opt"], steps=int(ss["lr_steps"]))
-url_state = {"surface": surface.name, "opt": ss["lr_opt"], "steps": int(ss["lr_steps"])}
+url.sync(surface=surface.name, opt=ss["lr_opt"], steps=int(ss["lr_steps"]))
+url.report()
 
 with ui.guard("the learning-rate sweep"):
     if ss["lr_steps"] == 0:
@@ -111,12 +122,9 @@ with ui.guard("the learning-rate sweep"):
         for col, (regime, run) in zip(cols, examples.items()):
             with col:
                 color = gc.REGIME_COLORS[regime]
-                notes = [(regime, *run.trajectory[-1], f"💥 step {run.diverged_at}")] \
-                    if run.diverged_at is not None and len(run.trajectory) else []
-                ui.show_chart(contour(surface, [run], [regime], [color], chart_height(300),
-                                      title=f"{regime}: η = {run.config.lr:.3g}", notes=notes, legend=False))
-                st.markdown(f"<span style='color:{color};font-size:1.2rem'>●</span> {run.status}",
-                            unsafe_allow_html=True)
+                ui.show_chart(panel(run, regime, color, chart_height(300), regime))
+                st.markdown(f"<span style='color:{color};font-size:1.2rem'>●</span> **η = {run.config.lr:.4g}**: "
+                            f"{run.status}", unsafe_allow_html=True)
         st.caption("Learning rates picked from the sweep below, one per regime, all from the same start "
                    "(□) with the same number of steps. What to notice: the good η is often just below "
                    "the divergent one.")
@@ -128,81 +136,86 @@ with ui.guard("the learning-rate sweep"):
                               "on the log axis, and a cliff where the runs diverge.")
 
 # ----------------------------------------------------------------------------- 2. schedules
+# Sections 2 and 3 are fragments: their own widgets rerun only their own section.
 
-st.header("Schedules")
-ui.explain("A schedule from `torch.optim.lr_scheduler` multiplies the base η at every step. "
-           "Warm-up starts small while the optimizer state settles; decay takes big steps early "
-           "and small ones at the end, so the point stops bouncing and settles in the minimum.")
-c = st.columns([1, 1, 3])
-c[0].number_input("base η", 0.0, 100.0, step=0.01, format="%g", key="lr_lr",
-                  help="The peak learning rate each schedule scales.")
-c[1].slider("gradient noise σ", 0.0, 10.0, step=0.1, key="lr_noise",
-            help="Noise on every gradient, as with mini-batches: a constant η keeps bouncing in it.")
-c[2].multiselect("Schedules", SCHED_KEYS, format_func=lambda k: SCHEDULES[k], key="lr_scheds")
-names = tuple(ss["lr_scheds"])
-url_state.update(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"]), scheds=list(names))
-with ui.guard("the schedules"):
-    sconf = base.replace(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"]))
-    problem = None
-    try:
-        validate(sconf)
-    except ValueError as err:
-        problem = str(err)
-    if problem:
-        st.warning(f"Cannot run the schedules: {problem}.", icon="⚠️")
-    elif not names:
-        st.info("Pick at least one schedule.", icon="ℹ️")
-    else:
-        runs = schedules(sconf, names)
-        labels = [SCHEDULES[n] for n in names]
-        colors = [SCHED_COLORS[SCHED_KEYS.index(n)] for n in names]
-        curves = pd.DataFrame({"run": np.repeat(labels, base.steps), "step": np.tile(np.arange(base.steps), len(runs)),
-                               "lr": np.concatenate([r.lr for r in runs])})
-        left, right = st.columns([1, 1])
-        with left:
-            ui.show_chart(gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
-                          caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
-        with right:
-            paths = gc.paths_frame(runs, labels, surface.f_min)
-            if len(paths):
-                ui.show_chart(gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
-                              caption="Loss above the minimum: with a constant η the noise keeps kicking the "
-                                      "point around; decaying schedules settle lower at the end.")
-        cols = st.columns(3)
-        for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
-            with cols[k % 3]:
-                notes = [(label, *run.trajectory[-1], f"💥 step {run.diverged_at}")] \
-                    if run.diverged_at is not None and len(run.trajectory) else []
-                ui.show_chart(contour(surface, [run], [label], [color], chart_height(300), title=label,
-                                      notes=notes, legend=False))
-        st.caption("Each schedule from the same start (□), with the same optimizer, base η and noise. "
-                   "What to notice: warm-up takes small first steps; decay damps the final bouncing.")
+@st.fragment
+def schedules_section(base: DescentConfig, surface) -> None:
+    st.header("Schedules")
+    ui.explain("A schedule from `torch.optim.lr_scheduler` multiplies the base η at every step. "
+               "Warm-up starts small while the optimizer state settles; decay takes big steps early "
+               "and small ones at the end, so the point stops bouncing and settles in the minimum.")
+    c = st.columns([1, 1, 3])
+    c[0].number_input("base η", 0.0, 100.0, step=0.01, format="%g", key="lr_lr",
+                      help="The peak learning rate each schedule scales.")
+    c[1].slider("gradient noise σ", 0.0, 10.0, step=0.1, key="lr_noise",
+                help="Noise on every gradient, as with mini-batches: a constant η keeps bouncing in it.")
+    c[2].multiselect("Schedules", SCHED_KEYS, format_func=lambda k: SCHEDULES[k], key="lr_scheds")
+    names = tuple(ss["lr_scheds"])
+    url.sync(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"]), scheds=list(names))
+    with ui.guard("the schedules"):
+        sconf = base.replace(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"]))
+        problem = None
+        try:
+            validate(sconf)
+        except ValueError as err:
+            problem = str(err)
+        if problem:
+            st.warning(f"Cannot run the schedules: {problem}.", icon="⚠️")
+        elif not names:
+            st.info("Pick at least one schedule.", icon="ℹ️")
+        else:
+            runs = schedules(sconf, names)
+            labels = [SCHEDULES[n] for n in names]
+            colors = [SCHED_COLORS[SCHED_KEYS.index(n)] for n in names]
+            curves = pd.DataFrame({"run": np.repeat(labels, base.steps), "step": np.tile(np.arange(base.steps), len(runs)),
+                                   "lr": np.concatenate([r.lr for r in runs])})
+            left, right = st.columns([1, 1])
+            with left:
+                ui.show_chart(gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
+                              caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
+            with right:
+                paths = gc.paths_frame(runs, labels, surface.f_min)
+                if len(paths):
+                    ui.show_chart(gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
+                                  caption="Loss above the minimum: with a constant η the noise keeps kicking the "
+                                          "point around; decaying schedules settle lower at the end.")
+            cols = st.columns(3)
+            for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
+                with cols[k % 3]:
+                    ui.show_chart(panel(run, label, color, chart_height(300), label))
+            st.caption("Each schedule from the same start (□), with the same optimizer, base η and noise. "
+                       "What to notice: warm-up takes small first steps; decay damps the final bouncing.")
+
+
+schedules_section(base, surface)
 
 # ----------------------------------------------------------------------------- 3. range test
 
-st.header("LR range test on a real network")
-ui.explain("A small MLP (64 → 128 → 128 → 10) learns scikit-learn's 8×8 handwritten digits for "
-           "one pass of mini-batches while η grows exponentially, batch by batch, from 10⁻⁴ to 10 "
-           "(`torch.optim.lr_scheduler.ExponentialLR`). Where the loss falls fastest is a good η; "
-           "where it shoots up, η is too large.")
-c = st.columns([1, 1, 2])
-c[0].selectbox("Optimizer ", OPTS, format_func=lambda k: OPTIMIZERS[k].label, key="lr_rt_opt")
-c[1].select_slider("batch size", [4, 8, 16, 32, 64, 128, 256], key="lr_bs")
-url_state.update(rt_opt=ss["lr_rt_opt"], bs=int(ss["lr_bs"]))
-with ui.guard("the LR range test"):
-    result = range_test(RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"])))
-    df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
-    ui.show_chart(gc.range_test_chart(df, result.suggested),
-                  caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
-                          "blue: smoothed. What to notice: flat at first (η too small), then falling, "
-                          "then exploding; the suggested η is where it falls fastest.")
-    if result.suggested is None:
-        st.info("The loss never clearly fell: try another optimizer or batch size.", icon="ℹ️")
-    else:
-        st.markdown(f"**Suggested η ≈ {result.suggested:.2g}** for {OPTIMIZERS[ss['lr_rt_opt']].label} "
-                    f"with batches of {ss['lr_bs']} (lowest loss at η ≈ {result.lr_at_min:.2g}"
-                    + (f"; stopped at batch {result.stopped_at} when the loss blew up)." if result.stopped_at
-                       else ")."))
+@st.fragment
+def range_test_section() -> None:
+    st.header("LR range test on a real network")
+    ui.explain("A small MLP (64 → 128 → 128 → 10) learns scikit-learn's 8×8 handwritten digits for "
+               "one pass of mini-batches while η grows exponentially, batch by batch, from 10⁻⁴ to 10 "
+               "(`torch.optim.lr_scheduler.ExponentialLR`). Where the loss falls fastest is a good η; "
+               "where it shoots up, η is too large.")
+    c = st.columns([1, 1, 2])
+    c[0].selectbox("Optimizer ", OPTS, format_func=lambda k: OPTIMIZERS[k].label, key="lr_rt_opt")
+    c[1].select_slider("batch size", [4, 8, 16, 32, 64, 128, 256], key="lr_bs")
+    url.sync(rt_opt=ss["lr_rt_opt"], bs=int(ss["lr_bs"]))
+    with ui.guard("the LR range test"):
+        result = range_test(RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"])))
+        df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
+        ui.show_chart(gc.range_test_chart(df, result.suggested),
+                      caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
+                              "blue: smoothed. What to notice: flat at first (η too small), then falling, "
+                              "then exploding; the suggested η is where it falls fastest.")
+        if result.suggested is None:
+            st.info("The loss never clearly fell: try another optimizer or batch size.", icon="ℹ️")
+        else:
+            st.markdown(f"**Suggested η ≈ {result.suggested:.2g}** for {OPTIMIZERS[ss['lr_rt_opt']].label} "
+                        f"with batches of {ss['lr_bs']} (lowest loss at η ≈ {result.lr_at_min:.2g}"
+                        + (f"; stopped at batch {result.stopped_at} when the loss blew up)." if result.stopped_at
+                           else ")."))
 
-url.sync(**url_state)
-url.report()
+
+range_test_section()

@@ -94,9 +94,9 @@ with ui.guard("the sweep"):
         color=alt.Color("loss:N", title=None, scale=LOSS_COLORS, legend=alt.Legend(orient="bottom")),
     )
     loss_chart = base.mark_line(strokeWidth=3).encode(y=alt.Y("value:Q", title="loss")).properties(
-        height=chart_height(260), title="Loss")
+        height=chart_height(260))
     grad_chart = base.mark_line(strokeWidth=3).encode(
-        y=alt.Y("grad:Q", title="|∂loss/∂z_true|")).properties(height=chart_height(260), title="Gradient")
+        y=alt.Y("grad:Q", title="gradient |∂loss/∂z_true|")).properties(height=chart_height(260))
     c1, c2 = st.columns(2)
     with c1:
         ui.show_chart(loss_chart, caption="What to notice: cross-entropy grows without bound as the mistake "

@@ -20,6 +20,9 @@ high); one with a lot of capacity and little data **overfits**: the training los
 falling while the validation loss turns up. **Early stopping** keeps the weights of the
 epoch with the lowest validation loss; **dropout**, **weight decay** and **more data**
 shrink the gap; **label noise** makes memorising the training set costlier.
+
+The training curves average each epoch's mini-batches while the weights change (and with
+dropout switched on), so with dropout the training loss can sit *above* the validation loss.
 """
 )
 
@@ -139,7 +142,7 @@ def show_run(res, partial, namespace: str, compact: bool = False) -> None:
                 f"{res.config.patience} epochs. The weights of epoch {res.best_epoch} were restored.")
     boundary = None
     if res.boundary is not None:
-        boundary = tc.boundary_chart(res.boundary, res.points, title="Decision boundary (training points)")
+        boundary = tc.boundary_chart(res.boundary, res.points, title="Decision boundary")
     if compact:
         tc.show_curves(res.history, res.config.epochs, res.best_epoch,
                        caption="What to notice: the dashed line is the best epoch; the grey bar the final gap.")
@@ -194,7 +197,7 @@ if compare:
             if res_a is not None:
                 show_run(res_a, None, "overfit", compact=True)
         with b:
-            st.markdown(f"**Run B**: {KNOBS[knob].lower()} = {cfg_b.__getattribute__(knob)}")
+            st.markdown(f"**Run B**: {KNOBS[knob].lower()} = {getattr(cfg_b, knob)}")
             show_run(res_b, partial_b, "overfit_b", compact=True)
         if res_a is not None and res_b is not None:
             table = pd.DataFrame({

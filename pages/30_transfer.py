@@ -342,7 +342,8 @@ with tabs[3], ui.guard("the feature map"):
     with right:
         if after:
             ui.show_chart(tc.feature_map_chart(after, f"After fine-tuning ({fmap_method})"),
-                          caption="What to notice: fine-tuning pulls the species' clusters further apart.")
+                          caption="What to notice: compare with the left map: are the species' clusters "
+                          "tighter and further apart after fine-tuning (more epochs help)?")
         else:
             st.info("Fine-tune (above) to see how the feature map changes.")
 

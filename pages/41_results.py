@@ -79,12 +79,17 @@ with st.container(border=True):
         f"**training images** {', '.join(f'{n:,}' for n in n_train)} · "
         f"**dates** {dates.min()[:10] if len(dates) else '?'} to {dates.max()[:10] if len(dates) else '?'}")
     if source == str(SHIPPED):
+        runs_, trials_ = df[df["kind"] == "run"], df[df["kind"] == "trial"]
+        widths = ", ".join(f"{w:g}" for w in sorted(runs_["width"].dropna().unique()))
+        searched = ", ".join(ARCHS[a].label for a in sorted(trials_["arch"].dropna().unique()) if a in ARCHS)
+        threads = ", ".join(str(int(t)) for t in sorted(df["threads"].dropna().unique())) or "?"
         st.caption(
-            "The shipped results come from a small CPU study run with this project's command line "
-            "(the commands are listed below): every architecture at width 0.25, 3 epochs on 960 CIFAR-10 "
-            "training images, then a 10-trial search on VGG-11. On a shared CPU the wall times are noisy; "
-            "accuracies this early in training are far below the long-training reference. Run the same "
-            "commands on a GPU with the full data for real numbers.")
+            f"The shipped results come from a small CPU study run with this project's command line (the "
+            f"commands are listed below): {runs_['arch'].nunique()} architectures at width {widths}, "
+            f"{len(trials_)} search trials on {searched or '-'}, {threads} CPU thread(s). The machine "
+            "was shared with other jobs, so times are indicative only; accuracies after a few epochs on "
+            "a thousand images are far below the long-training reference. Run the same commands on a GPU "
+            "with the full data for real numbers.")
     if prov.get("commands"):
         with st.expander("Commands that produced this file"):
             st.code("\n".join(prov["commands"]), language="bash")

@@ -41,11 +41,15 @@ def test_page_loads_without_error(page):
 
 def test_classroom_mode_hides_explanations():
     at = _run()
-    before = len(at.markdown)
+    texts = [m.value for m in at.main.markdown]
+    assert any("Classroom mode" in t for t in texts)
     at.sidebar.toggle[0].set_value(True).run()
     assert not at.exception
     assert at.session_state["classroom"] is True
-    assert len(at.markdown) < before
+    after = [m.value for m in at.main.markdown]
+    assert not any("Classroom mode" in t for t in after), "explanations are hidden"
+    assert any("font-size" in t for t in after), "classroom CSS (bigger type) is injected"
+
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "pages").glob("*.py")), ids=lambda p: p.name)

@@ -24,7 +24,7 @@ def test_fresh_server_answers_the_gd_deep_link():
         assert "gradient descent" in page.locator("h1").first.inner_text().lower()
 
         lr_box = page.locator('[data-testid="stNumberInput"] input').first
-        assert lr_box.get_attribute("aria-label") == "η"
+        assert lr_box.get_attribute("aria-label") == "learning rate η"
         assert lr_box.input_value() == "0.42"
         assert "lr=0.42" in page.url  # the link still describes the view
 

@@ -47,7 +47,7 @@ def test_two_trial_study_keeps_full_run_records(tmp_path, tiny_data):
         assert rec["config"]["optimizer"] == hp["optimizer"] and rec["width"] == hp["width"]
         assert rec["params"] == count_params(create_arch("vgg11_bn", width=hp["width"]))
         assert rec["flops"] > 0 and rec["wall_seconds"] > 0 and rec["cpu_seconds"] > 0
-        assert rec["seed"] == 0 and rec["device"] == "cpu"
+        assert rec["seed"] == 0 and rec["device"] == "cpu" and rec["threads"] >= 1
         assert {"torch", "torchvision", "optuna", "python", "dltl"} <= set(rec["versions"])
         assert rec["data"]["n_train"] == 30 and rec["data"]["n_val"] == 10
     # The same records went to the results file, and come back out of the storage.

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from dltl_core.data import load_digits, load_image_folder, make_2d, split_tensors, train_val_split
 from dltl_core.models import count_parameters, create_model
@@ -291,6 +290,7 @@ def _cli(capsys, *args: str) -> tuple[int, dict]:
     return rc, json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch, torchvision and every command: ~10-30 s on 2 busy cores
 def test_cli_train_json_keys(capsys):
     # The real entry point once, in a fresh interpreter...
     proc = subprocess.run([sys.executable, "-m", "dltl_core", "train", "--data", "digits", "--model", "mlp",

@@ -92,6 +92,7 @@ def test_predict_photo_gives_species_and_imagenet_top5(linear10, backbone, birds
         tl.predict_photo(backbone, linear10, b"not a photo")
 
 
+@pytest.mark.slow  # 3 s alone on 2 cores, up to ~35 s when they are shared
 def test_finetune_trains_a_copy_and_leaves_the_shared_backbone_alone(backbone, birds_dir):
     before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
     cfg = tl.TransferConfig(data=str(birds_dir), species="3", max_per_species=6, mode="finetune",

@@ -52,5 +52,5 @@ def format_text(result: dict[str, Any]) -> str:
              f"  training         {tr:,.1f} images/s" if tr else "  training         not measured",
              f"  inference        {inf:,.1f} images/s" if inf else "  inference        not measured"]
     for row in result.get("layers", []):
-        lines.append(f"    {row['name']:<14}{row['layer']:<44}{row['output']:>12}{row['params']:>12,}")
+        lines.append(f"    {row['name']:<18} {row['layer']:<44}{row['output']:>12}{row['params']:>12,}")
     return "\n".join(lines)

@@ -205,19 +205,3 @@ def run_overfit(cfg: OverfitConfig, callbacks: Sequence[Callback] = (), boundary
                          result.interrupted, gap_loss, gap_acc, final, boundary, points,
                          count_parameters(result.model), len(train[1]), len(val[1]), result.seconds)
 
-
-def curves_long(history: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
-    """Learning curves in long form for Altair: epoch, metric (loss/accuracy), split, value[, run]."""
-    if history.empty:
-        return pd.DataFrame(columns=["epoch", "metric", "split", "value"])
-    rows = []
-    for metric, cols in (("loss", ("train_loss", "val_loss")), ("accuracy", ("train_acc", "val_acc"))):
-        for col, split in zip(cols, ("train", "validation")):
-            part = history[["epoch", col]].rename(columns={col: "value"})
-            part = part.assign(metric=metric, split=split)
-            rows.append(part)
-    out = pd.concat(rows, ignore_index=True)
-    out = out[out["value"].map(lambda v: math.isfinite(v))]
-    if label is not None:
-        out = out.assign(run=label)
-    return out
