@@ -70,16 +70,25 @@ def chromium_page(width: int = 1400, height: int = 1000):
 
 
 def wait_for_app(page, timeout_s: float = 120) -> None:
-    """Wait until the script run finished (no 'running' indicator) and the page has content."""
+    """Wait until the script run finished and the page stopped changing.
+
+    A fresh server spends seconds importing torch before the first element arrives, so
+    wait for the title, then until the app reports its script as no longer running
+    (``data-test-script-state``) and the number of rendered elements and charts has
+    stayed the same for three checks in a row.
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
     page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout_s * 1000)
     deadline = time.time() + timeout_s
-    # The status widget shows while the script runs; wait for two quiet checks in a row.
-    quiet = 0
-    while time.time() < deadline and quiet < 2:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        quiet = quiet + 1 if running == 0 else 0
-        page.wait_for_timeout(500)
+    quiet, last = 0, None
+    while time.time() < deadline and quiet < 3:
+        page.wait_for_timeout(600)
+        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        running = state == "running" or page.locator('[data-testid="stStatusWidget"]').count()
+        shape = (page.locator('[data-testid="stElementContainer"]').count(),
+                 page.locator(".vega-embed").count())
+        quiet = quiet + 1 if (running == 0 and shape == last) else 0
+        last = shape
 
 
 def error_texts(page) -> list[str]:
