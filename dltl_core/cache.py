@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,17 @@ def config_key(*parts: Any) -> str:
     """A short stable hash of JSON-serialisable parts (configs, file lists, versions)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively through dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:

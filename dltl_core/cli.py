@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import pkgutil
 import sys
 from types import ModuleType
 from typing import Any, Sequence
 
 from dltl_core import commands as _commands_pkg
+from dltl_core.cache import json_safe
 
 
 def _discover() -> dict[str, ModuleType]:
@@ -30,17 +30,6 @@ def _discover() -> dict[str, ModuleType]:
         if all(hasattr(module, attr) for attr in ("NAME", "HELP", "add_arguments", "run")):
             found[module.NAME] = module
     return found
-
-
-def _json_safe(value: Any) -> Any:
-    """Replace NaN/inf (not valid JSON) by None, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
@@ -76,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(_json_safe(result)))
+        print(json.dumps(json_safe(result)))
     elif hasattr(module, "format_text"):
         print(module.format_text(result))
     else:
-        print(json.dumps(_json_safe(result), indent=2))
+        print(json.dumps(json_safe(result), indent=2))
     return 0

@@ -33,6 +33,7 @@ import pandas as pd
 from filelock import FileLock
 
 from dltl_core import cache
+from dltl_core.cache import json_safe
 
 FORMAT = "dltl-results"
 VERSION = 1
@@ -127,17 +128,7 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes None)."""
-        return _json_safe(asdict(self))
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+        return json_safe(asdict(self))
 
 
 @dataclass
@@ -184,7 +175,7 @@ def append_runs(path: str | Path, records: Iterable[RunRecord | dict[str, Any]],
                 prov.setdefault("commands", []).extend(v for v in value if v not in prov["commands"])
             else:
                 prov.setdefault(key, value)
-        data["runs"].extend(r.as_dict() if isinstance(r, RunRecord) else _json_safe(r) for r in records)
+        data["runs"].extend(r.as_dict() if isinstance(r, RunRecord) else json_safe(r) for r in records)
         text = json.dumps(data, indent=1)
 
         def write(tmp: Path) -> None:
