@@ -22,6 +22,7 @@ from dltl_core import cache
 from dltl_core.archs import ARCHS, create_arch
 from dltl_core.archs._registry import check_width
 from dltl_core.device import DevicePolicy, get_policy
+from dltl_core.models import count_parameters as count_params  # one parameter count for the core
 
 INPUT_SHAPE = (3, 32, 32)
 _FOLD = (nn.BatchNorm2d, nn.ReLU, nn.Flatten, nn.Dropout)  # folded into the row before them
@@ -56,13 +57,8 @@ class ArchProfile:
         return asdict(self)
 
 
-def count_params(model: nn.Module) -> int:
-    """Number of parameters (weights and biases)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) -> int:
-    """Forward FLOPs for one input of ``input_shape`` (2 per multiply-add), in eval mode."""
+def _counted_forward(model: nn.Module, input_shape: tuple[int, ...]) -> FlopCounterMode:
+    """One eval-mode forward of a zero image under ``FlopCounterMode``; the counter after it."""
     was_training = model.training
     model.eval()
     try:
@@ -70,7 +66,12 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) ->
             model(torch.zeros(1, *input_shape, device=_device_of(model)))
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops())
+    return counter
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) -> int:
+    """Forward FLOPs for one input of ``input_shape`` (2 per multiply-add), in eval mode."""
+    return int(_counted_forward(model, input_shape).get_total_flops())
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -124,13 +125,9 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) ->
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = [mod.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
              for n, mod in rows]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=_device_of(model)))
+        counter = _counted_forward(model, input_shape)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     counts = counter.get_flop_counts()
