@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -76,3 +79,32 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+# One lock per process: torch's, NumPy's and Python's global generators are shared by
+# every thread (every visitor session of a Streamlit server), so seeded work must take
+# turns or two runs change each other's results. Re-entrant: fit may call seeded()
+# inside a caller's seeded() block.
+_SEED_LOCK = threading.RLock()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[torch.Generator]:
+    """Run a block alone in this process with every global generator seeded by ``seed``.
+
+    Threads that enter ``seeded`` take turns (a module ``RLock``), so a run started
+    beside another one draws exactly the random numbers it would draw alone. Work
+    that must run in parallel belongs in separate processes (``dltl_core.jobs``).
+
+    Args:
+        seed: the seed for Python's ``random``, NumPy and torch (all devices).
+
+    Yields:
+        A CPU ``torch.Generator`` seeded the same (see ``seed_everything``).
+
+    Example:
+        >>> with seeded(0) as gen:
+        ...     x = torch.randn(3)
+    """
+    with _SEED_LOCK:
+        yield seed_everything(seed)
