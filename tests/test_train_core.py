@@ -56,8 +56,11 @@ def test_default_mlp_reaches_95_percent_on_digits(digits):
     first, last = result.history[0], result.history[-1]
     assert last.train_loss < first.train_loss / 5
     assert set(last.as_dict()) == {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr",
-                                   "seconds", "samples_per_second"}
+                                   "seconds", "samples_per_second", "elapsed"}
     assert last.samples_per_second > 0 and last.lr == pytest.approx(1e-3)
+    # elapsed grows epoch by epoch and covers at least the epochs' own time
+    elapsed = [r.elapsed for r in result.history]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= sum(r.seconds for r in result.history) * 0.99
 
 
 def test_small_cnn_learns_digits(digits):

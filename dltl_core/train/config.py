@@ -77,6 +77,8 @@ class EpochRecord:
         lr: learning rate of the epoch's last step (first parameter group).
         seconds: wall time of the epoch, validation included.
         samples_per_second: training samples per second (training steps only).
+        elapsed: seconds since the start of the fit at the end of this epoch (for
+            accuracy-against-time charts).
     """
 
     epoch: int
@@ -87,6 +89,7 @@ class EpochRecord:
     lr: float
     seconds: float
     samples_per_second: float
+    elapsed: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         """The record as a JSON-ready dict (NaN stays NaN; the CLI turns it into null)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import time
 from typing import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dltl_core.device import DevicePolicy, get_policy, seed_everything
+from dltl_core.device import DevicePolicy, get_policy, seed_everything, seeded
 from dltl_core.optim import create_optimizer, create_scheduler
 from dltl_core.train.callbacks import Callback
 from dltl_core.train.config import EpochRecord, FitResult, TrainConfig
@@ -155,7 +156,9 @@ class Trainer:
 
     def fit(self, train: Data, val: Data | None) -> FitResult:
         """Train on ``train``, validate on ``val`` after every epoch; see ``fit``."""
-        with cpu_threads_for(self.model, self.policy):
+        # seeded(): concurrent fits in one process (visitors of one server) take turns on
+        # the global generators, so a run gives the same result alone or beside another.
+        with seeded(self.config.seed), cpu_threads_for(self.model, self.policy):
             return self._fit(train, val)
 
     def _fit(self, train: Data, val: Data | None) -> FitResult:
@@ -256,7 +259,8 @@ class Trainer:
                 model.eval()
                 val_loss, val_acc = _eval_sums(model, val_d, val_res, eval_bs, policy, self.batch_transform)
             record = EpochRecord(epoch, train_loss, val_loss, train_acc, val_acc, lr,
-                                 time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
+                                 time.perf_counter() - t0, seen / max(train_seconds, 1e-9),
+                                 time.perf_counter() - t_fit)
             history.append(record)
 
             if (not math.isfinite(train_loss) or train_loss > DIVERGENCE_FACTOR * first_loss
@@ -321,9 +325,34 @@ def fit(model: nn.Module, train: Data, val: Data | None, config: TrainConfig, *,
     return trainer.fit(train, val)
 
 
+def _model_device(model: nn.Module, policy: DevicePolicy) -> DevicePolicy:
+    """The policy to run ``model`` where it already is: helpers never move a model they do not own."""
+    p = next(iter(model.parameters()), None)
+    if p is None or p.device == policy.device:
+        return policy
+    return dataclasses.replace(get_policy(p.device.type), device=p.device)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    # A shared model is already in eval mode and is left untouched; a model in training
+    # mode is switched to eval for the block and switched back afterwards.
+    if not model.training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
+
+
 def evaluate(model: nn.Module, data: Data, batch_size: int = 256, policy: DevicePolicy | None = None,
              batch_transform: BatchTransform | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``data`` (eval mode, no gradients).
+
+    The model runs where its parameters are (it is never moved), so a shared, cached
+    model can be evaluated from several threads at once.
 
     Raises:
         ValueError: empty data, or mismatched inputs and labels.
@@ -331,34 +360,27 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 256, policy: Device
     _check_pair("evaluation", data)
     if len(data[1]) == 0:
         raise ValueError("cannot evaluate on an empty data set")
-    policy = policy or get_policy()
-    was_training = model.training
-    model.to(policy.device).eval()
-    try:
+    policy = _model_device(model, policy or get_policy())
+    with _eval_mode(model), cpu_threads_for(model, policy):
         placed, resident = _place(data, policy)
-        with cpu_threads_for(model, policy):
-            return _eval_sums(model, placed, resident, batch_size, policy, batch_transform)
-    finally:
-        model.train(was_training)
+        return _eval_sums(model, placed, resident, batch_size, policy, batch_transform)
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 256, policy: DevicePolicy | None = None,
             batch_transform: BatchTransform | None = None) -> Tensor:
-    """Class probabilities (N, classes), float32 on the CPU, in eval mode."""
-    policy = policy or get_policy()
-    was_training = model.training
-    model.to(policy.device).eval()
+    """Class probabilities (N, classes), float32 on the CPU, in eval mode.
+
+    The model runs where its parameters are (it is never moved).
+    """
+    policy = _model_device(model, policy or get_policy())
     out = []
-    try:
-        with cpu_threads_for(model, policy):
-            for start in range(0, len(x), batch_size):
-                xb = x[start:start + batch_size].to(policy.device, non_blocking=True)
-                with _autocast(policy)():
-                    logits = model(_prepare(xb, False, batch_transform, policy))
-                out.append(logits.float().softmax(1).cpu())
-    finally:
-        model.train(was_training)
+    with _eval_mode(model), cpu_threads_for(model, policy):
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(policy.device, non_blocking=True)
+            with _autocast(policy)():
+                logits = model(_prepare(xb, False, batch_transform, policy))
+            out.append(logits.float().softmax(1).cpu())
     if not out:
         return torch.empty(0, 0)
     return torch.cat(out)
