@@ -13,7 +13,9 @@ from dataclasses import fields
 from typing import Any
 
 from dltl_core.archs import ARCHS
+from dltl_core.commands._common import check_range, writable_file
 from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_fixed, run_search, space_from_args
+from dltl_core.storage import open_storage
 from dltl_core.train import TrainConfig
 
 NAME = "search"
@@ -52,6 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. 'optimizer=momentum,lr=0.05,schedule=onecycle,batch_size=64')")
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
+    check_range("--trials", args.trials, 1)
+    check_range("--epochs", args.epochs, 1)
+    check_range("--max-per-class", args.max_per_class, 1)
+    check_range("--label-smoothing", args.label_smoothing, 0, 1, high_open=True)
+    check_range("--timeout", args.timeout, 0, low_open=True)
+    writable_file("--results", args.results)
+    if args.fixed is None:
+        open_storage(args.storage, timeout=5)  # a bad URL or an unreachable server: ValueError in seconds
+
+
 def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int) -> TrainConfig:
     types = {f.name: f.type for f in fields(TrainConfig)}
     values: dict[str, Any] = {"epochs": epochs, "label_smoothing": label_smoothing, "seed": seed,
@@ -71,8 +85,7 @@ def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int) -> 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if not 0 < args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    _check_args(args)  # before any data is read or trained: exit 2 at once on bad input
     data = DataSpec(args.data_dir, args.max_per_class, args.val_fraction)
     space = space_from_args(args.lr, args.weight_decay, args.optimizers, args.schedules, args.batch_sizes,
                             args.widths)
