@@ -5,7 +5,7 @@ returning the loss, shape ``(...)``: the same function evaluates one point
 during a descent, a batch of points for several optimizers at once, or a whole
 grid for the contour plot. Gradients always come from autograd.
 
-A small registry in the spirit of timm: ``create_surface("rosenbrock")``.
+One ``Registry`` (``SURFACES``) in the spirit of timm: ``create_surface("rosenbrock")``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import Tensor
+
+from dltl_core.registry import Registry
 
 LossFn = Callable[[Tensor], Tensor]
 
@@ -178,14 +180,11 @@ def find_minima(fn: LossFn, xlim: tuple[float, float], ylim: tuple[float, float]
 
 # ----------------------------------------------------------------------------- registry
 
-@dataclass(frozen=True)
-class SurfaceSpec:
-    """How to build one named surface (``condition`` only matters for the bowl)."""
-
-    label: str
-    build: Callable[[float], Surface]
+# Each entry builds its surface from a condition number (only the bowl uses it).
+SURFACES: Registry[Callable[[float], Surface]] = Registry("surface")
 
 
+@SURFACES.register("bowl", label="Ill-conditioned bowl")
 def _bowl(condition: float) -> Surface:
     return Surface("bowl", f"Ill-conditioned bowl (κ = {condition:g})",
                    functools.partial(bowl, condition=float(condition)),
@@ -194,12 +193,14 @@ def _bowl(condition: float) -> Surface:
                    "plain gradient descent zig-zags across the steep one and crawls along the flat one.")
 
 
+@SURFACES.register("rosenbrock", label="Rosenbrock")
 def _rosenbrock(_: float) -> Surface:
     return Surface("rosenbrock", "Rosenbrock (a = 1, b = 100)", rosenbrock,
                    (-2.0, 2.0), (-1.0, 3.0), ((1.0, 1.0),), (-1.5, 2.0), True,
                    "Finding the curved valley is easy; following its flat floor to (1, 1) is hard.")
 
 
+@SURFACES.register("himmelblau", label="Himmelblau (4 minima)")
 def _himmelblau(_: float) -> Surface:
     return Surface("himmelblau", "Himmelblau (four minima)", himmelblau,
                    (-5.0, 5.0), (-5.0, 5.0),
@@ -208,12 +209,14 @@ def _himmelblau(_: float) -> Surface:
                    "Four equally deep minima: which one you reach depends on the start and the optimizer.")
 
 
+@SURFACES.register("beale", label="Beale")
 def _beale(_: float) -> Surface:
     return Surface("beale", "Beale", beale, (-4.5, 4.5), (-4.5, 4.5), ((3.0, 0.5),), (-1.0, 1.5), True,
                    "Flat plateaus and steep walls: gradients range over orders of magnitude, "
                    "which is where adaptive optimizers shine.")
 
 
+@SURFACES.register("saddle", label="Saddle")
 def _saddle(_: float) -> Surface:
     return Surface("saddle", "Saddle", saddle, (-2.0, 2.0), (-2.0, 2.0), ((0.0, 1.0), (0.0, -1.0)),
                    (-1.8, 0.001), False,
@@ -221,6 +224,7 @@ def _saddle(_: float) -> Surface:
                    "the gradient barely points out of it.")
 
 
+@SURFACES.register("rugged", label="Rugged (many minima)")
 def _rugged(_: float) -> Surface:
     return Surface("rugged", "Rugged landscape", rugged, (-4.0, 4.0), (-4.0, 4.0),
                    RUGGED_MINIMA, (-3.2, 3.0), False,
@@ -238,15 +242,6 @@ RUGGED_MINIMA: tuple[tuple[float, float], ...] = (
 )
 
 
-SURFACES: dict[str, SurfaceSpec] = {
-    "bowl": SurfaceSpec("Ill-conditioned bowl", _bowl),
-    "rosenbrock": SurfaceSpec("Rosenbrock", _rosenbrock),
-    "himmelblau": SurfaceSpec("Himmelblau (4 minima)", _himmelblau),
-    "beale": SurfaceSpec("Beale", _beale),
-    "saddle": SurfaceSpec("Saddle", _saddle),
-    "rugged": SurfaceSpec("Rugged (many minima)", _rugged),
-}
-
 CONDITION_RANGE = (1.0, 1000.0)
 
 
@@ -255,15 +250,14 @@ def create_surface(name: str, condition: float = 10.0) -> Surface:
     """Build a surface by name.
 
     Args:
-        name: a key of ``SURFACES``.
+        name: a name in ``SURFACES``.
         condition: condition number κ of the ``bowl`` (ignored by the others), in [1, 1000].
 
     Raises:
         ValueError: unknown name or a condition number out of range.
     """
-    if name not in SURFACES:
-        raise ValueError(f"unknown surface {name!r}; choose from {', '.join(SURFACES)}")
+    build = SURFACES.get(name)  # ValueError listing the names when unknown
     lo, hi = CONDITION_RANGE
     if not (math.isfinite(condition) and lo <= condition <= hi):
         raise ValueError(f"the condition number must be in [{lo:g}, {hi:g}], got {condition}")
-    return SURFACES[name].build(float(condition) if name == "bowl" else 1.0)
+    return build(float(condition) if name == "bowl" else 1.0)

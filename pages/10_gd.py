@@ -53,7 +53,7 @@ with top[0]:
     if ss.get("preset") in PRESETS:
         st.caption(PRESETS[ss["preset"]][0])
 with top[1]:
-    st.selectbox("Loss surface", list(SURFACES), format_func=lambda k: SURFACES[k].label, key="surface",
+    st.selectbox("Loss surface", list(SURFACES), format_func=lambda k: SURFACES.meta(k)["label"], key="surface",
                  on_change=on_surface_change)
     if ss["surface"] == "bowl":
         st.slider("condition number κ", *CONDITION_RANGE, step=1.0, key="cond", on_change=on_surface_change,

@@ -105,7 +105,7 @@ def panel(run: Descent, label: str, color: str, height: int, title: str):
 
 st.header("Too small, good, too large, divergent")
 c = st.columns([1.4, 1.2, 1])
-c[0].selectbox("Loss surface", list(SURFACES), format_func=lambda k: SURFACES[k].label, key="lr_surface")
+c[0].selectbox("Loss surface", list(SURFACES), format_func=lambda k: SURFACES.meta(k)["label"], key="lr_surface")
 c[1].selectbox("Optimizer", OPTS, format_func=lambda k: OPTIMIZERS[k].label, key="lr_opt")
 c[2].slider("steps", 0, STEPS_MAX, step=10, key="lr_steps")
 surface = create_surface(ss["lr_surface"])

@@ -113,17 +113,18 @@ def test_divergence_stops_the_trajectory():
     assert len(late.trajectory) == late.diverged_at
 
 
-def test_non_finite_loss_is_divergence(monkeypatch):
+def test_non_finite_loss_is_divergence():
     # A surface whose loss is NaN in part of its own box: x < 0 (sqrt of a negative number).
     def sqrt_surface(_):
         return S.Surface("sqrt", "sqrt", lambda p: torch.sqrt(p[..., 0]) + p[..., 1] ** 2, (-2.0, 2.0), (-2.0, 2.0),
                          ((0.0, 0.0),), (1.0, 1.0), False, "test")
 
-    monkeypatch.setitem(S.SURFACES, "sqrt", S.SurfaceSpec("sqrt", sqrt_surface))
+    S.SURFACES.register("sqrt", sqrt_surface, label="sqrt")
     S.create_surface.cache_clear()
     try:
         run = descend(DescentConfig(surface="sqrt", optimizer="sgd", lr=0.5, steps=50))
     finally:
+        S.SURFACES.remove("sqrt")
         S.create_surface.cache_clear()
     assert run.diverged_at is not None and run.reason == "the loss became inf/NaN"
     assert np.isfinite(run.trajectory).all() and np.isfinite(run.loss).all()

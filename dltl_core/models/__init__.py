@@ -6,7 +6,7 @@
 
 from dltl_core.models.cnn import SmallCNN
 from dltl_core.models.mlp import ACTIVATIONS, MLP
-from dltl_core.models.registry import count_parameters, create_model, list_models, register_model
+from dltl_core.models.registry import MODELS, count_parameters, create_model, list_models, register_model
 
-__all__ = ["ACTIVATIONS", "MLP", "SmallCNN", "count_parameters", "create_model", "list_models",
+__all__ = ["ACTIVATIONS", "MLP", "MODELS", "SmallCNN", "count_parameters", "create_model", "list_models",
            "register_model"]

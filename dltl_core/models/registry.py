@@ -1,26 +1,24 @@
-"""Name -> model factory, in the spirit of timm's ``create_model``."""
+"""Name -> model factory, in the spirit of timm's ``create_model`` (one ``Registry``)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+from dltl_core.registry import Registry
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(name: str, **meta: object) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: make a model factory available to ``create_model`` under ``name``."""
-    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = factory
-        return factory
-    return wrap
+    return MODELS.register(name, **meta)
 
 
 def list_models() -> list[str]:
     """The registered model names."""
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def create_model(name: str, *, seed: int | None = None, **kwargs) -> nn.Module:
@@ -35,13 +33,7 @@ def create_model(name: str, *, seed: int | None = None, **kwargs) -> nn.Module:
     Raises:
         ValueError: unknown name or bad arguments.
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
-    if seed is None:
-        return _MODELS[name](**kwargs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return _MODELS[name](**kwargs)
+    return MODELS.create(name, seed=seed, **kwargs)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
