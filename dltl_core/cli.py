@@ -10,6 +10,7 @@ command never means editing this file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import pkgutil
@@ -44,7 +45,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--progress", action="store_true",
+                       help="draw the progress bar on stderr even when it is not a terminal")
     return parser, modules
+
+
+def _error(args: argparse.Namespace, message: str) -> int:
+    if args.json:
+        print(json.dumps({"error": message}))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,14 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     module = modules[args.command]
     try:
-        result = module.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        # stdout carries the result only: stray prints of libraries (e.g. a download's
+        # "Downloading ...") go to stderr, so --json stays exactly one JSON object.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = module.run(args)
+    except (ValueError, OSError, RuntimeError) as err:
         # Bad input is reported, not dumped as a traceback.
-        if args.json:
-            print(json.dumps({"error": str(err)}))
-        else:
-            print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _error(args, str(err) or type(err).__name__)
+    except KeyboardInterrupt:
+        _error(args, "interrupted")
+        return 130
     if args.json:
         print(json.dumps(json_safe(result)))
     elif hasattr(module, "format_text"):

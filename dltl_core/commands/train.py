@@ -6,11 +6,15 @@ import argparse
 import math
 from typing import Any
 
+from dltl_core.checkpoint import make_checkpoint, save
+from dltl_core.commands._common import check_range, writable_dir, writable_file
 from dltl_core.data import DATASETS, load_dataset, split_tensors
 from dltl_core.device import get_policy
 from dltl_core.models import count_parameters, create_model
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
-from dltl_core.train import TrainConfig, fit
+from dltl_core.progress import Progress
+from dltl_core.train import TrainConfig, evaluate, fit
+from dltl_core.train.tensorboard import TensorBoardLogger, tensorboard_available
 
 NAME = "train"
 HELP = "train a model on a data set (digits, 2-D toys, MNIST/CIFAR-10, an image folder)"
@@ -47,21 +51,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="lr schedule")
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (default off)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    o = p.add_argument_group("output")
+    o.add_argument("--val-folder", help="with --data folder: validate on this folder (same class "
+                                        "sub-folders) instead of a random share of --folder")
+    o.add_argument("--save", metavar="PATH", help="write the trained model to PATH (torch.load(PATH, "
+                                                  "weights_only=True); python -m dltl_core predict --load PATH)")
+    o.add_argument("--tensorboard", metavar="DIR", help="write per-epoch scalars and hyperparameters to DIR "
+                                                        "(tensorboard --logdir DIR)")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Train and return the history, best epoch and its validation accuracy."""
-    data = load_dataset(args.data, n=args.n, noise=args.noise, label_noise=args.label_noise, seed=args.seed,
-                        folder=args.folder, image_size=args.image_size, max_per_class=args.max_per_class)
-    train, val = split_tensors(data.x, data.y, args.val_fraction, seed=args.seed)
-    if args.train_size is not None:
-        if args.train_size < 1:
-            raise ValueError("--train-size must be at least 1")
-        train = (train[0][: args.train_size], train[1][: args.train_size])
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse out-of-range values and unwritable outputs before any data is loaded."""
+    check_range("--epochs", args.epochs, 1)
+    check_range("--batch-size", args.batch_size, 1)
+    check_range("--lr", args.lr, 0, low_open=True)
+    check_range("--weight-decay", args.weight_decay, 0)
+    check_range("--dropout", args.dropout, 0, 1, high_open=True)
+    check_range("--depth", args.depth, 0)
+    check_range("--width", args.width, 1)
+    check_range("--n", args.n, 2)
+    check_range("--noise", args.noise, 0)
+    check_range("--label-noise", args.label_noise, 0, 1)
+    check_range("--val-fraction", args.val_fraction, 0, 1, high_open=True)
+    check_range("--train-size", args.train_size, 1)
+    check_range("--patience", args.patience, 1)
+    check_range("--max-per-class", args.max_per_class, 1)
+    check_range("--image-size", args.image_size, 4, 1024)
+    if args.val_folder and args.data != "folder":
+        raise ValueError("--val-folder goes with --data folder")
+    writable_file("--save", args.save)
+    writable_dir("--tensorboard", args.tensorboard)
+    if args.tensorboard and not tensorboard_available():
+        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
+
+
+def _model(args: argparse.Namespace, data: Any) -> tuple[Any, dict[str, Any]]:
+    """The model and the (name, kwargs) that rebuild it from a checkpoint."""
     if args.model == "mlp":
-        model = create_model("mlp", in_features=data.in_features, num_classes=len(data.classes),
-                             depth=args.depth, width=args.width, activation=args.activation,
-                             dropout=args.dropout, batchnorm=args.batchnorm, seed=args.seed)
+        kwargs = dict(in_features=data.in_features, num_classes=len(data.classes), depth=args.depth,
+                      width=args.width, activation=args.activation, dropout=args.dropout,
+                      batchnorm=args.batchnorm)
     else:
         if len(data.input_shape) != 3:
             raise ValueError(f"the CNN needs images; {args.data} has inputs of shape {data.input_shape}")
@@ -69,15 +98,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             channels = tuple(int(c) for c in args.channels.split(","))
         except ValueError:
             raise ValueError(f"--channels must be comma-separated integers, got {args.channels!r}") from None
-        model = create_model("cnn", in_channels=data.input_shape[0], num_classes=len(data.classes),
-                             channels=channels, dropout=args.dropout, batchnorm=args.batchnorm, seed=args.seed)
+        kwargs = dict(in_channels=data.input_shape[0], num_classes=len(data.classes), channels=channels,
+                      dropout=args.dropout, batchnorm=args.batchnorm)
+    return create_model(args.model, seed=args.seed, **kwargs), {"name": args.model, "kwargs": kwargs}
+
+
+def _val_folder(args: argparse.Namespace, data: Any) -> tuple[Any, Any]:
+    from dltl_core.data.folder import load_image_folder
+
+    h, w = data.input_shape[1:]
+    size = args.image_size or (w, h)  # PIL's (W, H): every image resized to the training images' size
+    val = load_image_folder(args.val_folder, size=size, classes=data.classes)
+    return val.x, val.y
+
+
+def _inputs(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    if args.data == "folder":
+        h, w = data.input_shape[1:]
+        return {"kind": "image", "size": [h, w], "crop": args.image_size is not None,
+                "image_size": args.image_size, "scale": "div255"}
+    return {"kind": args.data, "shape": list(data.input_shape)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and return the history, best epoch and its validation accuracy."""
+    check_args(args)
+    progress = Progress.from_args(args)
+    data = load_dataset(args.data, n=args.n, noise=args.noise, label_noise=args.label_noise, seed=args.seed,
+                        folder=args.folder, image_size=args.image_size, max_per_class=args.max_per_class)
+    if args.val_folder:
+        train, val = (data.x, data.y), _val_folder(args, data)
+    else:
+        train, val = split_tensors(data.x, data.y, args.val_fraction, seed=args.seed)
+    if args.train_size is not None:
+        train = (train[0][: args.train_size], train[1][: args.train_size])
+    model, architecture = _model(args, data)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
                          seed=args.seed)
+    callbacks: list[Any] = [progress.fit_callback("train")]
+    if args.tensorboard:
+        hparams = {**config.as_dict(), "data": args.data, "model": args.model, **architecture["kwargs"]}
+        callbacks.append(TensorBoardLogger(args.tensorboard, hparams))
     policy = get_policy()
-    result = fit(model, train, val, config, policy=policy)
+    result = fit(model, train, val, config, policy=policy, callbacks=callbacks)
     history = [{k: getattr(r, k) for k in HISTORY_KEYS} for r in result.history]
-    return {
+    out = {
         "history": history,
         "best_epoch": result.best_epoch,
         "val_acc": result.best_val_acc,
@@ -89,6 +155,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": policy.name,
         "seconds": result.seconds,
     }
+    if args.save:
+        out["saved"] = _save(args, model, architecture, data, config, val, out)
+    return out
+
+
+def _save(args: argparse.Namespace, model: Any, architecture: dict[str, Any], data: Any, config: TrainConfig,
+          val: Any, out: dict[str, Any]) -> str:
+    """Write the checkpoint; its val_acc is measured on the kept (best) weights."""
+    metrics = {k: out[k] for k in ("best_epoch", "val_acc", "diverged_at", "stopped_early", "parameters",
+                                   "train_samples", "val_samples", "device", "seconds")}
+    if len(val[1]):
+        metrics["val_loss"], metrics["val_acc"] = evaluate(model, val)
+    settings = {**config.as_dict(), "data": args.data, "folder": args.folder, "val_folder": args.val_folder,
+                "val_fraction": args.val_fraction, "max_per_class": args.max_per_class}
+    ck = make_checkpoint(model, architecture=architecture, classes=data.classes, inputs=_inputs(args, data),
+                         config=settings, metrics=metrics, task="train")
+    return str(save(ck, args.save))
 
 
 def format_text(result: dict[str, Any]) -> str:

@@ -1,0 +1,190 @@
+"""Progress bars for the command line: tqdm on stderr, with phase, rate and ETA.
+
+Public API::
+
+    Progress(enabled: bool | None = None, *, quiet=False, force=False, stream=None)
+    Progress.from_args(args)                    # reads --quiet / --progress
+    p.bar(total=None, desc="", unit="it")       # a tqdm bar (a silent one when disabled)
+    p.phases(names)                             # one bar stepping through named phases
+    p.fraction_fn(desc)                         # -> fn(fraction, message) (transfer's progress)
+    p.count_fn(desc, unit)                      # -> fn(done, total[, message]) (decoding, downloads)
+    p.fit_callback(desc)                        # -> FitProgress, a dltl_core.train Callback
+
+A bar is drawn only where a person can see it: stderr is a terminal, or ``--progress``
+asks for it anyway (logs, tests); ``--quiet`` always turns it off. stdout is never
+written to, so ``--json`` keeps exactly one JSON object there.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any, Callable, Sequence
+
+from tqdm import tqdm
+
+from dltl_core.train.callbacks import Callback
+
+
+def bar_wanted(*, quiet: bool = False, force: bool = False, stream: IO[str] | None = None) -> bool:
+    """Whether to draw: never with ``quiet``, always with ``force``, else when ``stream`` is a tty."""
+    if quiet:
+        return False
+    if force:
+        return True
+    stream = stream or sys.stderr
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+class Progress:
+    """Factory of progress bars sharing one on/off decision and one stream (stderr)."""
+
+    def __init__(self, enabled: bool | None = None, *, quiet: bool = False, force: bool = False,
+                 stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = bar_wanted(quiet=quiet, force=force, stream=self.stream) if enabled is None else enabled
+
+    @classmethod
+    def from_args(cls, args: Any) -> "Progress":
+        """From parsed command-line options ``--quiet`` and ``--progress`` (missing = off)."""
+        return cls(quiet=bool(getattr(args, "quiet", False)), force=bool(getattr(args, "progress", False)))
+
+    def bar(self, total: float | None = None, desc: str = "", unit: str = "it", **kw: Any) -> tqdm:
+        """A tqdm bar on stderr; ``disable`` when bars are off (every method still works)."""
+        # dynamic_ncols follows a resized terminal; mininterval keeps redraws cheap.
+        return tqdm(total=total, desc=desc, unit=unit, file=self.stream, disable=not self.enabled,
+                    dynamic_ncols=True, mininterval=0.2, leave=True, **kw)
+
+    def phases(self, names: Sequence[str], desc: str = "") -> "PhaseBar":
+        """One bar that steps through named phases (work without a finer count)."""
+        return PhaseBar(self.bar(total=len(names), desc=desc, unit="phase"), names, desc)
+
+    def fraction_fn(self, desc: str = "") -> "FractionBar":
+        """A ``fn(fraction, message)`` callback (0..1) drawing one bar in per mille."""
+        return FractionBar(self.bar(total=1000, desc=desc, unit="‰",
+                                    bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                               "[{elapsed}<{remaining}]{postfix}"), desc)
+
+    def count_fn(self, desc: str = "", unit: str = "it") -> "CountBar":
+        """A ``fn(done, total[, message])`` callback, e.g. images decoded or bytes downloaded."""
+        return CountBar(self.bar(desc=desc, unit=unit, unit_scale=unit == "B"))
+
+    def fit_callback(self, desc: str = "train") -> "FitProgress":
+        """A ``fit`` callback: one bar over all optimizer steps, loss and accuracy per epoch."""
+        return FitProgress(self, desc)
+
+
+class PhaseBar:
+    """Steps a bar through named phases: ``with p.phases([...]) as ph: ph.next(); ...``."""
+
+    def __init__(self, bar: tqdm, names: Sequence[str], desc: str) -> None:
+        self.bar, self.names, self.desc, self.i = bar, list(names), desc, -1
+
+    def next(self) -> None:
+        """Finish the current phase (if any) and show the next one's name."""
+        if self.i >= 0:
+            self.bar.update(1)
+        self.i += 1
+        if self.i < len(self.names):
+            self.bar.set_description(f"{self.desc}: {self.names[self.i]}" if self.desc else self.names[self.i])
+
+    def close(self) -> None:
+        """Fill the bar up to the phases done and close it."""
+        self.bar.close()
+
+    def __enter__(self) -> "PhaseBar":
+        self.next()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None and self.i < len(self.names):
+            self.bar.update(len(self.names) - self.bar.n)
+        self.close()
+
+
+class FractionBar:
+    """Adapter for callbacks reporting ``(fraction, message)``."""
+
+    def __init__(self, bar: tqdm, desc: str) -> None:
+        self.bar, self.desc = bar, desc
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        target = int(round(1000 * min(max(fraction, 0.0), 1.0)))
+        if message:
+            self.bar.set_description_str(f"{self.desc}: {message}" if self.desc else message, refresh=False)
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        else:
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class CountBar:
+    """Adapter for callbacks reporting ``(done, total[, message])``."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def __call__(self, done: int, total: int | None = None, message: str = "") -> None:
+        if total and self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class FitProgress(Callback):
+    """tqdm over a ``fit`` run: steps done of epochs x steps, samples/s, ETA, and the last
+    epoch's losses and accuracies. The loss tensor is never read per step (no sync)."""
+
+    def __init__(self, progress: Progress, desc: str = "train") -> None:
+        self.progress, self.desc = progress, desc
+        self.bar: tqdm | None = None
+        self.batch_size = 1
+
+    def on_fit_start(self, trainer: Any) -> None:
+        cfg = trainer.config
+        self.batch_size = cfg.batch_size
+        total = cfg.epochs * trainer.steps_per_epoch * cfg.batch_size
+        self.bar = self.progress.bar(total=total, desc=f"{self.desc} epoch 1/{cfg.epochs}", unit="img",
+                                     unit_scale=True)
+
+    def on_train_batch_end(self, trainer: Any, step: int, loss: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(self.batch_size)
+
+    def on_epoch_end(self, trainer: Any, record: Any) -> None:
+        if self.bar is None:
+            return
+        post = {"loss": f"{record.train_loss:.4f}"}
+        if getattr(record, "val_loss", None) is not None and record.val_loss == record.val_loss:
+            post["val_loss"] = f"{record.val_loss:.4f}"
+        if getattr(record, "val_acc", None) is not None and record.val_acc == record.val_acc:
+            post["val_acc"] = f"{record.val_acc:.3f}"
+        self.bar.set_postfix(post, refresh=False)
+        epochs = trainer.config.epochs
+        self.bar.set_description(f"{self.desc} epoch {min(record.epoch + 1, epochs)}/{epochs}")
+
+    def on_fit_end(self, trainer: Any, result: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def close_all(*bars: Any) -> None:
+    """Close every bar-like object given (None ignored)."""
+    for b in bars:
+        if b is not None:
+            b.close()
+
+
+ProgressFn = Callable[..., None]
