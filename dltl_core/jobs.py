@@ -1,0 +1,523 @@
+"""A bounded runner for heavy work: one spawned process per job, a queue, limits, real cancel.
+
+A Streamlit server runs every visitor in one Python process. Training in that
+process cannot be stopped mid-step, shares torch's global random generator with
+every other visitor and can exhaust the server's memory. Here each heavy piece
+of work runs in its own process (``multiprocessing`` with the *spawn* context):
+
+* at most ``DLTL_MAX_JOBS`` jobs run at once (default 1 on a 1-2 core machine,
+  else 2); the others wait in a first-come queue whose position can be read;
+* each job gets a time limit (``DLTL_JOB_SECONDS``, default 600) and a memory
+  cap (``DLTL_JOB_MEMORY_MB``, default 3000: address space the job may add after
+  its imports, enforced with ``RLIMIT_AS`` in the child, plus a resident-memory
+  check by the parent where ``RLIMIT_AS`` cannot be used, e.g. with CUDA);
+* cancel terminates the process (SIGTERM, then SIGKILL after 2 s);
+* a job whose owner stopped sending heartbeats (a closed browser tab) is
+  cancelled after ``heartbeat_timeout`` seconds;
+* each job seeds its own process (``seed_everything``), so two runs side by side
+  give exactly the results each gives alone;
+* a job ends with its result or one clear message (timeout, out of memory,
+  cancelled, or the exception's message), never a traceback.
+
+A job is a **top-level, importable function** ``fn(config, report)`` (defined in
+a module, not in a page script, because the spawned process imports it by name)
+whose ``config`` and return value are picklable. ``report(phase, done, total,
+payload=None)`` sends progress back; ``payload`` (a small picklable dict, e.g.
+one epoch's row of a learning curve) is kept in order as a partial result.
+
+Example:
+    >>> from dltl_core.jobs import get_runner
+    >>> runner = get_runner()
+    >>> job = runner.submit(train_job, {"epochs": 3}, seed=0)   # doctest: +SKIP
+    >>> runner.poll(job).phase, runner.wait(job).result           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import multiprocessing as mp
+import multiprocessing.util  # noqa: F401 - registers its exit hook before ours (see _shutdown_runner)
+import os
+import pickle
+import queue as queue_mod
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+ReportFn = Callable[..., None]  # report(phase: str, done: int, total: int, payload: dict | None = None)
+JobFn = Callable[[Any, ReportFn], Any]
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+_ALL_RUNNERS: "weakref.WeakSet[JobRunner]" = weakref.WeakSet()
+_KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+_TICK = 0.05  # supervisor period (seconds)
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def default_max_jobs() -> int:
+    """``DLTL_MAX_JOBS``, else 1 on machines with at most 2 cores, else 2."""
+    return int(_env_number("DLTL_MAX_JOBS", 1 if (os.cpu_count() or 1) <= 2 else 2))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one job (safe to keep: later changes do not alter it).
+
+    Attributes:
+        id: the job id (``submit``'s return value).
+        state: ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``.
+        position: place in the queue (1 = next), 0 once started.
+        phase, done, total: the last ``report`` (``total`` 0 = unknown).
+        payloads: every payload reported so far, in order.
+        result: the function's return value once ``state == "done"``.
+        error: one clear sentence once failed or cancelled, else None.
+        eta: estimated seconds left in the current phase, or None.
+        pid: the job's process id once started (None before).
+        seconds: seconds since the job started (0 while queued).
+    """
+
+    id: int
+    state: str
+    position: int = 0
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+    payloads: tuple[dict, ...] = ()
+    result: Any = None
+    error: str | None = None
+    eta: float | None = None
+    pid: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job ended (done, failed or cancelled)."""
+        return self.state in FINISHED
+
+    @property
+    def fraction(self) -> float:
+        """Progress of the current phase in [0, 1] (0 when the total is unknown)."""
+        return min(max(self.done / self.total, 0.0), 1.0) if self.total > 0 else 0.0
+
+
+@dataclass
+class _Job:
+    id: int
+    fn: JobFn
+    config: Any
+    seed: int
+    seconds: float
+    memory_mb: float
+    heartbeat_timeout: float | None
+    status: JobStatus
+    submitted: float = field(default_factory=time.monotonic)
+    beat: float = field(default_factory=time.monotonic)
+    started: float = 0.0
+    phase_started: float = 0.0
+    process: Any = None
+    inbox: Any = None
+    base_rss: int = 0
+    ended: float = 0.0
+
+
+# ----------------------------------------------------------------------------- the child process
+
+def _rss_bytes(pid: int | str = "self") -> int:
+    """Resident memory of a process (Linux ``/proc``), 0 where unknown."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _vm_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _cap_address_space(memory_mb: float) -> bool:
+    """Limit this process's address space to its current size + ``memory_mb``; False if unsupported.
+
+    CUDA reserves terabytes of virtual address space, so with CUDA the parent's
+    resident-memory check is the cap instead.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return False
+    if os.environ.get("DLTL_DEVICE", "auto").lower() != "cpu":
+        import torch
+        if torch.cuda.is_available():
+            return False
+    base = _vm_bytes()
+    if base == 0:
+        return False
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = base + int(memory_mb * 2**20)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return True
+
+
+def _watch_parent(parent: int) -> None:
+    """End this job if the server that started it is gone (no orphan keeps training)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def _error_message(err: BaseException) -> str:
+    text = str(err)
+    if isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+        return "the job ran out of memory (raise DLTL_JOB_MEMORY_MB or choose a smaller setting)"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if first and isinstance(err, (ValueError, RuntimeError, OSError)):
+        return first  # the core's own errors are written for the reader
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def _child_main(fn: JobFn, config: Any, seed: int, memory_mb: float, threads: int,
+                parent: int, inbox: Any) -> None:
+    """Body of the spawned process: cap memory, seed, run ``fn`` and send back the outcome."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    import torch
+
+    from dltl_core.device import seed_everything
+
+    torch.set_num_threads(max(1, threads))  # jobs side by side share the cores fairly
+    inbox.put(("start", _rss_bytes()))
+    _cap_address_space(memory_mb)
+    seed_everything(seed)
+
+    def report(phase: str, done: int, total: int, payload: dict | None = None) -> None:
+        inbox.put(("progress", str(phase), int(done), int(total), payload))
+
+    try:
+        blob = pickle.dumps(fn(config, report))
+    except BaseException as err:  # noqa: BLE001 - every failure becomes one message
+        log.exception("job failed")  # the traceback goes to the server log only
+        blob = None
+        message = _error_message(err)
+    if blob is not None and len(blob) > 512 * 2**20:
+        blob, message = None, "the job's result is too large to send back (over 512 MB)"
+    inbox.put(("result", blob) if blob is not None else ("error", message))
+    inbox.close()
+    inbox.join_thread()  # flush before the process exits
+
+
+# ----------------------------------------------------------------------------- the runner
+
+class JobRunner:
+    """Runs jobs in spawned processes, at most ``max_jobs`` at once, the rest queued.
+
+    Thread-safe: every visitor session of a Streamlit server may call it. Use the
+    process-wide instance from ``get_runner()`` rather than building one per page.
+
+    Args:
+        max_jobs: jobs running at once (default ``default_max_jobs()``).
+        seconds: default time limit per job (``DLTL_JOB_SECONDS``, default 600).
+        memory_mb: default memory cap per job (``DLTL_JOB_MEMORY_MB``, default 3000).
+        keep_seconds: how long a finished job's outcome stays readable (default 900).
+    """
+
+    def __init__(self, max_jobs: int | None = None, seconds: float | None = None,
+                 memory_mb: float | None = None, keep_seconds: float = 900.0) -> None:
+        self.max_jobs = max(1, int(max_jobs or default_max_jobs()))
+        self.seconds = float(seconds or _env_number("DLTL_JOB_SECONDS", 600))
+        self.memory_mb = float(memory_mb or _env_number("DLTL_JOB_MEMORY_MB", 3000))
+        self.keep_seconds = keep_seconds
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.RLock()
+        self._jobs: dict[int, _Job] = {}
+        self._waiting: deque[int] = deque()
+        self._running: list[int] = []
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        _ALL_RUNNERS.add(self)
+
+    # -- public API ----------------------------------------------------------------
+    def submit(self, fn: JobFn, config: Any, *, seed: int = 0, seconds: float | None = None,
+               memory_mb: float | None = None, heartbeat_timeout: float | None = None) -> int:
+        """Queue ``fn(config, report)``; return the job id at once.
+
+        Args:
+            fn: a top-level importable function (see the module docstring).
+            config: its picklable argument.
+            seed: seeds Python, NumPy and torch in the job's process before ``fn`` runs.
+            seconds: time limit once started (default: the runner's).
+            memory_mb: memory cap (default: the runner's).
+            heartbeat_timeout: cancel the job when ``poll``/``heartbeat`` was not called
+                for this many seconds (a closed tab); None = never.
+
+        Raises:
+            ValueError: ``fn`` is not an importable top-level function.
+        """
+        name = getattr(fn, "__qualname__", "")
+        if not callable(fn) or "<" in name or getattr(fn, "__module__", "__main__") == "__main__":
+            raise ValueError("a job must be a top-level function defined in an importable module")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job runner is shut down")
+            job_id = next(self._ids)
+            self._jobs[job_id] = _Job(job_id, fn, config, int(seed), float(seconds or self.seconds),
+                                      float(memory_mb or self.memory_mb), heartbeat_timeout,
+                                      JobStatus(job_id, QUEUED))
+            self._waiting.append(job_id)
+            self._ensure_supervisor()
+            self._start_waiting()
+        return job_id
+
+    def status(self, job_id: int) -> JobStatus:
+        """The job's current snapshot (``KeyError`` for an unknown or forgotten id)."""
+        with self._lock:
+            job = self._jobs[job_id]
+            return self._snapshot(job)
+
+    def poll(self, job_id: int) -> JobStatus:
+        """``heartbeat`` + ``status``: what a page calls on each refresh."""
+        self.heartbeat(job_id)
+        return self.status(job_id)
+
+    def heartbeat(self, job_id: int) -> None:
+        """Tell the runner the job's owner is still watching (see ``heartbeat_timeout``)."""
+        with self._lock:
+            if job_id in self._jobs:
+                self._jobs[job_id].beat = time.monotonic()
+
+    def cancel(self, job_id: int, reason: str = "cancelled") -> None:
+        """Stop a job: dequeue it, or terminate its process (killed after 2 s); returns at once."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status.finished:
+                return
+            if job_id in self._waiting:
+                self._waiting.remove(job_id)
+                self._finish(job, CANCELLED, error=reason)
+                return
+            self._finish(job, CANCELLED, error=reason)
+        self._stop_process(job)
+
+    def wait(self, job_id: int, timeout: float | None = None) -> JobStatus:
+        """Block until the job finished (or ``timeout`` seconds); return its status."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            snap = self.status(job_id)
+            if snap.finished or (end is not None and time.monotonic() >= end):
+                return snap
+            time.sleep(_TICK)
+
+    def forget(self, job_id: int) -> None:
+        """Drop a finished job's outcome (cancels it first if it still runs)."""
+        self.cancel(job_id)
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def position(self, job_id: int) -> int:
+        """Place in the queue: 1 = next to start, 0 = started (or finished)."""
+        with self._lock:
+            return self._waiting.index(job_id) + 1 if job_id in self._waiting else 0
+
+    def load(self) -> tuple[int, int]:
+        """(jobs running, jobs waiting)."""
+        with self._lock:
+            return len(self._running), len(self._waiting)
+
+    def shutdown(self) -> None:
+        """Cancel every job and stop the supervisor (called at interpreter exit)."""
+        with self._lock:
+            self._closed = True
+            ids = list(self._waiting) + list(self._running)
+        for job_id in ids:
+            self.cancel(job_id, "the server is shutting down")
+        with self._lock:
+            jobs = [self._jobs[i] for i in ids if i in self._jobs]
+        for job in jobs:
+            if job.process is not None:
+                job.process.join(_KILL_GRACE + 1)
+
+    # -- internals (called with the lock held unless noted) -------------------------
+    def _snapshot(self, job: _Job) -> JobStatus:
+        now = time.monotonic()
+        snap = job.status
+        if snap.state == QUEUED:
+            return replace(snap, position=self._waiting.index(job.id) + 1 if job.id in self._waiting else 0)
+        eta = None
+        if snap.state == RUNNING and snap.total > 0 and 0 < snap.done < snap.total:
+            eta = (now - job.phase_started) * (snap.total - snap.done) / snap.done
+        end = job.ended or now
+        return replace(snap, eta=eta, seconds=end - job.started if job.started else 0.0)
+
+    def _ensure_supervisor(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._supervise, name="dltl-jobs", daemon=True)
+            self._thread.start()
+
+    def _start_waiting(self) -> None:
+        while self._waiting and len(self._running) < self.max_jobs:
+            self._start(self._jobs[self._waiting.popleft()])
+
+    def _start(self, job: _Job) -> None:
+        threads = max(1, (os.cpu_count() or 1) // self.max_jobs)
+        job.inbox = self._ctx.Queue()
+        job.process = self._ctx.Process(
+            target=_child_main, name=f"dltl-job-{job.id}",
+            args=(job.fn, job.config, job.seed, job.memory_mb, threads, os.getpid(), job.inbox))
+        job.started = job.phase_started = job.beat = time.monotonic()
+        try:
+            job.process.start()
+        except (pickle.PicklingError, TypeError, AttributeError, OSError) as err:
+            job.process = None
+            self._finish(job, FAILED, error=f"the job could not start: {_error_message(err)}")
+            return
+        self._running.append(job.id)
+        job.status = replace(job.status, state=RUNNING, position=0, pid=job.process.pid,
+                             phase="starting", done=0, total=0)
+
+    def _finish(self, job: _Job, state: str, *, result: Any = None, error: str | None = None) -> None:
+        if not job.status.finished:
+            job.ended = time.monotonic()
+            job.status = replace(job.status, state=state, result=result, error=error, position=0)
+
+    def _stop_process(self, job: _Job) -> None:
+        """Terminate, then kill after a grace period, in a helper thread (callers never block)."""
+        proc = job.process
+        if proc is None:
+            return
+
+        def stop() -> None:
+            if proc.exitcode is None:
+                proc.terminate()
+                proc.join(_KILL_GRACE)
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join(5)
+
+        threading.Thread(target=stop, name=f"dltl-stop-{job.id}", daemon=True).start()
+
+    def _drain(self, job: _Job) -> None:
+        while True:
+            try:
+                msg = job.inbox.get_nowait()
+            except (queue_mod.Empty, OSError, EOFError, ValueError):
+                return
+            self._handle(job, msg)
+
+    def _handle(self, job: _Job, msg: tuple) -> None:
+        kind = msg[0]
+        if job.status.finished:
+            return
+        if kind == "start":
+            job.base_rss = int(msg[1])
+        elif kind == "progress":
+            _, phase, done, total, payload = msg
+            if phase != job.status.phase:
+                job.phase_started = time.monotonic()
+            payloads = job.status.payloads + ((payload,) if payload is not None else ())
+            job.status = replace(job.status, phase=phase, done=done, total=total, payloads=payloads)
+        elif kind == "result":
+            try:
+                self._finish(job, DONE, result=pickle.loads(msg[1]))
+            except Exception as err:  # noqa: BLE001
+                self._finish(job, FAILED, error=f"the job's result could not be read: {_error_message(err)}")
+        elif kind == "error":
+            self._finish(job, FAILED, error=msg[1])
+
+    def _check(self, job: _Job, now: float) -> None:
+        """Apply the time limit, the heartbeat and the memory cap to a running job."""
+        if job.status.finished:
+            return
+        reason = None
+        if now - job.started > job.seconds:
+            reason = (FAILED, f"stopped after the time limit of {job.seconds:.0f} s "
+                              "(choose fewer epochs or photos)")
+        elif job.heartbeat_timeout is not None and now - job.beat > job.heartbeat_timeout:
+            reason = (CANCELLED, "cancelled: the page that started it was closed")
+        elif job.base_rss and _rss_bytes(job.process.pid) > job.base_rss + job.memory_mb * 2**20:
+            reason = (FAILED, "the job ran out of memory (raise DLTL_JOB_MEMORY_MB or choose a "
+                              "smaller setting)")
+        if reason is not None:
+            self._finish(job, reason[0], error=reason[1])
+            self._stop_process(job)
+
+    def _reap(self, job: _Job) -> bool:
+        """Handle a dead process; True when the job can leave the running list."""
+        if job.process.exitcode is None:
+            return False
+        self._drain(job)  # the last messages may arrive after the exit
+        if not job.status.finished:
+            code = job.process.exitcode
+            why = ("the job's process was killed (out of memory?)" if code in (-9, 137)
+                   else f"the job's process ended unexpectedly (exit code {code})")
+            self._finish(job, FAILED, error=why)
+        job.inbox.close()
+        job.inbox.join_thread()
+        return True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for job_id in list(self._running):
+                job = self._jobs[job_id]
+                self._drain(job)
+                self._check(job, now)
+                if self._reap(job):
+                    self._running.remove(job_id)
+            self._start_waiting()
+            for job_id, job in list(self._jobs.items()):
+                if job.status.finished and job_id not in self._running and \
+                        now - job.ended > self.keep_seconds:
+                    del self._jobs[job_id]
+
+    def _supervise(self) -> None:
+        while True:
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the supervisor must outlive any one bad job
+                log.exception("job supervisor")
+            with self._lock:
+                if self._closed and not self._running:
+                    return
+            time.sleep(_TICK)
+
+
+_RUNNER: JobRunner | None = None
+_RUNNER_LOCK = threading.Lock()
+
+
+def get_runner() -> JobRunner:
+    """The process-wide runner (one per server; limits read from the environment once)."""
+    global _RUNNER
+    with _RUNNER_LOCK:
+        if _RUNNER is None:
+            _RUNNER = JobRunner()
+        return _RUNNER
+
+
+@atexit.register
+def _shutdown_runner() -> None:
+    # Registered after multiprocessing's own exit hook, so it runs first (atexit is last-in,
+    # first-out) and no job outlives the server that started it.
+    for runner in list(_ALL_RUNNERS):
+        runner.shutdown()
