@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row["true"] = classes[int(y[n])]
         rows.append(row)
     known = y >= 0
-    accuracy = float((top_i[known, 0] == y[known]).float().mean()) if bool(known.any()) else None
+    correct = int((top_i[known, 0] == y[known]).sum())
+    accuracy = correct / int(known.sum()) if bool(known.any()) else None  # exact: a count over a count
     return {"model": args.load, "classes": classes, "saved_metrics": ck.get("metrics", {}),
             "n": len(files), "labelled": int(known.sum()), "accuracy": accuracy, "predictions": rows,
             "skipped": [{"file": f, "reason": r} for f, r in skipped], "device": policy.name}
