@@ -124,6 +124,7 @@ class _Job:
     seconds: float
     memory_mb: float
     heartbeat_timeout: float | None
+    alive: Callable[[], bool] | None
     status: JobStatus
     submitted: float = field(default_factory=time.monotonic)
     beat: float = field(default_factory=time.monotonic)
@@ -177,6 +178,13 @@ def _cap_address_space(memory_mb: float) -> bool:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     return True
+
+
+def _is_alive(job: _Job) -> bool:
+    try:
+        return job.alive is None or bool(job.alive())
+    except Exception:  # noqa: BLE001 - a broken liveness check must not kill the job
+        return True
 
 
 def _watch_parent(parent: int) -> None:
@@ -259,7 +267,8 @@ class JobRunner:
 
     # -- public API ----------------------------------------------------------------
     def submit(self, fn: JobFn, config: Any, *, seed: int = 0, seconds: float | None = None,
-               memory_mb: float | None = None, heartbeat_timeout: float | None = None) -> int:
+               memory_mb: float | None = None, heartbeat_timeout: float | None = None,
+               alive: Callable[[], bool] | None = None) -> int:
         """Queue ``fn(config, report)``; return the job id at once.
 
         Args:
@@ -270,6 +279,8 @@ class JobRunner:
             memory_mb: memory cap (default: the runner's).
             heartbeat_timeout: cancel the job when ``poll``/``heartbeat`` was not called
                 for this many seconds (a closed tab); None = never.
+            alive: called by the runner about once per tick; the job is cancelled as soon
+                as it returns False (e.g. "is the visitor's websocket still connected").
 
         Raises:
             ValueError: ``fn`` is not an importable top-level function.
@@ -283,7 +294,7 @@ class JobRunner:
             job_id = next(self._ids)
             self._jobs[job_id] = _Job(job_id, fn, config, int(seed), float(seconds or self.seconds),
                                       float(memory_mb or self.memory_mb), heartbeat_timeout,
-                                      JobStatus(job_id, QUEUED))
+                                      alive, JobStatus(job_id, QUEUED))
             self._waiting.append(job_id)
             self._ensure_supervisor()
             self._start_waiting()
@@ -452,7 +463,8 @@ class JobRunner:
         if now - job.started > job.seconds:
             reason = (FAILED, f"stopped after the time limit of {job.seconds:.0f} s "
                               "(choose fewer epochs or photos)")
-        elif job.heartbeat_timeout is not None and now - job.beat > job.heartbeat_timeout:
+        elif (job.heartbeat_timeout is not None and now - job.beat > job.heartbeat_timeout) \
+                or not _is_alive(job):
             reason = (CANCELLED, "cancelled: the page that started it was closed")
         elif job.base_rss and _rss_bytes(job.process.pid) > job.base_rss + job.memory_mb * 2**20:
             reason = (FAILED, "the job ran out of memory (raise DLTL_JOB_MEMORY_MB or choose a "
@@ -484,6 +496,12 @@ class JobRunner:
                 self._check(job, now)
                 if self._reap(job):
                     self._running.remove(job_id)
+            for job_id in list(self._waiting):  # a visitor who left gives up their place
+                job = self._jobs[job_id]
+                if (job.heartbeat_timeout is not None and now - job.beat > job.heartbeat_timeout) \
+                        or not _is_alive(job):
+                    self._waiting.remove(job_id)
+                    self._finish(job, CANCELLED, error="cancelled: the page that started it was closed")
             self._start_waiting()
             for job_id, job in list(self._jobs.items()):
                 if job.status.finished and job_id not in self._running and \

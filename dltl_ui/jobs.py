@@ -1,0 +1,157 @@
+"""Heavy work from a page: start on a click, queue position, live progress, Stop, results.
+
+The page calls ``job_panel`` on every rerun with the job function, its config and
+whether the visitor just clicked the start button. The work runs in the
+process-wide ``dltl_core.jobs`` runner (a spawned process, bounded in number,
+time and memory); this helper only draws it:
+
+* while queued: the position in the queue;
+* while running: a progress bar with the phase, count and ETA, the partial
+  results (through ``on_partial``) and a Stop button, refreshed by an
+  ``st.fragment`` every ``refresh`` seconds (only the fragment reruns, not the page);
+* when the job ends: the whole page reruns once and ``job_panel`` returns the
+  final ``JobStatus`` (``.result`` when done, ``.error`` otherwise) for as long as
+  the config stays the same.
+
+A link alone never starts work: only ``start=True`` (a button's return value)
+submits. A job whose tab was closed is cancelled: at once when Streamlit reports
+the visitor's session disconnected, else after ``heartbeat_timeout`` seconds
+without a refresh.
+
+Example (in a page)::
+
+    from dltl_ui import jobs as jobs_ui
+    clicked = st.button("▶ Fine-tune")
+    final = jobs_ui.job_panel("finetune", finetune_job, config, start=clicked, seed=config.seed,
+                              label="Fine-tuning", on_partial=lambda rows: live.line_chart(rows))
+    if final is not None and final.error:
+        st.warning(final.error)
+    elif final is not None:
+        show(final.result)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+from dltl_core.cache import config_key
+from dltl_core.jobs import JobFn, JobStatus, get_runner
+
+_STATE = "_dltl_job::"
+HEARTBEAT_SECONDS = 120.0  # browsers slow down timers of hidden tabs to about once a minute
+
+
+def _session_alive() -> Callable[[], bool] | None:
+    """A check "is this visitor's session still connected", or None outside a server."""
+    try:
+        from streamlit import runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:
+        return None
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    instance, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: instance.is_active_session(session_id)
+
+
+def _eta_text(snap: JobStatus) -> str:
+    if snap.eta is None:
+        return ""
+    secs = int(round(snap.eta))
+    return f" · about {secs // 60} min {secs % 60:02d} s left" if secs >= 60 else f" · about {secs} s left"
+
+
+def progress_text(snap: JobStatus, label: str) -> str:
+    """One line for the progress bar: label, phase, count and ETA."""
+    if snap.state == "queued":
+        return f"{label}: waiting, position {snap.position} in the queue"
+    count = f" {snap.done}/{snap.total}" if snap.total else ""
+    phase = snap.phase or "starting"
+    if phase == "starting":
+        phase = "starting a worker process"
+    return f"{label}: {phase}{count}{_eta_text(snap)}"
+
+
+def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, label: str = "Working",
+              on_partial: Callable[[tuple[dict, ...]], None] | None = None, refresh: float = 0.5,
+              heartbeat_timeout: float = HEARTBEAT_SECONDS, **limits: float) -> JobStatus | None:
+    """Draw (and on ``start`` submit) one job; return its final status for this config.
+
+    Args:
+        key: unique per page and job kind (e.g. ``"tl_finetune"``); also prefixes widget keys.
+        fn: a top-level job function ``fn(config, report)`` from an importable module.
+        config: its picklable config; a different config hides the earlier outcome and
+            cancels a job still running for the old one.
+        start: True on the rerun where the visitor clicked the start button.
+        seed: the job's seed (its own process is seeded with it).
+        label: shown in the progress bar ("Fine-tuning").
+        on_partial: called on each refresh with every payload reported so far (e.g. to
+            draw a live learning curve); it draws inside the refreshing fragment.
+        refresh: seconds between refreshes while the job is queued or running.
+        heartbeat_timeout: cancel when the page stopped refreshing for this long.
+        **limits: ``seconds=`` and ``memory_mb=`` override the runner's limits.
+
+    Returns:
+        The final ``JobStatus`` (``state`` done / failed / cancelled) for this config,
+        or None when none ran yet or it is still queued or running.
+    """
+    runner, ckey = get_runner(), config_key(getattr(fn, "__module__", ""), getattr(fn, "__qualname__", ""),
+                                            config, seed)
+    entry = st.session_state.get(_STATE + key)
+    if entry is not None and (start or entry["ckey"] != ckey) and entry["final"] is None:
+        runner.forget(entry["id"])  # a new click or new settings: the old run is not wanted
+        entry = None
+    if start:
+        job_id = runner.submit(fn, config, seed=seed, heartbeat_timeout=heartbeat_timeout,
+                               alive=_session_alive(), **limits)
+        entry = {"id": job_id, "ckey": ckey, "final": None}
+        st.session_state[_STATE + key] = entry
+    if entry is None or entry["ckey"] != ckey:
+        return None
+    if entry["final"] is not None:
+        return entry["final"]
+    _live(key, entry, label, on_partial, refresh)
+    return entry["final"]
+
+
+def is_running(key: str) -> bool:
+    """Whether this session has a queued or running job under ``key``."""
+    entry = st.session_state.get(_STATE + key)
+    return entry is not None and entry["final"] is None
+
+
+def stop(key: str) -> None:
+    """Cancel this session's job under ``key`` (no-op when none runs)."""
+    entry = st.session_state.get(_STATE + key)
+    if entry is not None and entry["final"] is None:
+        get_runner().cancel(entry["id"], "stopped")
+
+
+def _live(key: str, entry: dict, label: str, on_partial: Callable[[tuple[dict, ...]], None] | None,
+          refresh: float) -> None:
+    """The refreshing part: progress, partial results, Stop; reruns the page when the job ends."""
+
+    @st.fragment(run_every=refresh)
+    def live() -> None:
+        runner = get_runner()
+        try:
+            snap = runner.poll(entry["id"])
+        except KeyError:  # forgotten by the runner (server restarted the runner): start again
+            st.session_state.pop(_STATE + key, None)
+            return
+        if not snap.finished:
+            st.progress(snap.fraction, text=progress_text(snap, label))
+            if on_partial is not None and snap.payloads:
+                on_partial(snap.payloads)
+            if st.button("⏹ Stop", key=f"{key}__stop", help="Ends the run's process now."):
+                runner.cancel(entry["id"], "stopped")
+                snap = runner.status(entry["id"])
+        if snap.finished and entry["final"] is None:
+            entry["final"] = snap
+            runner.forget(entry["id"])
+            st.rerun(scope="app")
+
+    live()
