@@ -24,18 +24,41 @@ import torch
 from torch.optim import optimizer as _optimizer_module
 
 from dltl_core.optim import OPTIMIZERS, SCHEDULES, create_optimizer, create_scheduler
-from dltl_core.surfaces import create_surface
+from dltl_core.settings import SettingsError, check, setting
+from dltl_core.surfaces import CONDITION_RANGE, SURFACES, create_surface
 
-MAX_STEPS = 5000
-MAX_NOISE = 100.0
+MAX_STEPS = 2000  # one bound for the pages, the command line and the core
+MAX_NOISE = 10.0
+LR_MAX = 100.0
+
+
+def _optimizer_label(name: str) -> str:
+    return OPTIMIZERS[name].label
+
+
+def _descent_rules(c: "DescentConfig") -> dict[str, str]:
+    """Rules beyond bounds and choices (each bad field -> one message)."""
+    out: dict[str, str] = {}
+    bad = [name for name, value in c.hyper if not math.isfinite(value)]
+    if bad:
+        out["hyper"] = f"hyperparameter {bad[0]} must be finite, got {dict(c.hyper)[bad[0]]}"
+    if c.start is not None and "surface" not in out:
+        surface = create_surface(c.surface, c.condition)
+        x, y = c.start
+        inside = math.isfinite(x) and math.isfinite(y) and bool(surface.contains(torch.tensor([x, y])))
+        if not inside:
+            out["start"] = (f"the start point ({x:g}, {y:g}) is outside the plotted region of {surface.label}: "
+                            f"x in [{surface.xlim[0]:g}, {surface.xlim[1]:g}], "
+                            f"y in [{surface.ylim[0]:g}, {surface.ylim[1]:g}]")
+    return out
 
 
 @dataclass(frozen=True)
 class DescentConfig:
-    """One descent.
+    """One descent; a config that exists is valid (checked in ``__post_init__``).
 
     Attributes:
-        surface: a key of ``dltl_core.surfaces.SURFACES``.
+        surface: a name in ``dltl_core.surfaces.SURFACES``.
         optimizer: a key of ``dltl_core.optim.OPTIMIZERS``.
         lr: the (peak) learning rate η.
         hyper: optimizer hyperparameters as sorted ``(name, value)`` pairs (a dict is accepted).
@@ -46,25 +69,38 @@ class DescentConfig:
             (a stand-in for mini-batch noise).
         schedule: a key of ``dltl_core.optim.SCHEDULES``, stepped once per step.
         condition: condition number κ of the ``bowl`` surface.
+
+    Raises:
+        SettingsError: (a ``ValueError``) one message per bad field.
     """
 
-    surface: str = "rosenbrock"
-    optimizer: str = "adam"
-    lr: float = 0.01
+    surface: str = setting("rosenbrock", label="Loss surface", choices=SURFACES.names,
+                           labels=lambda k: SURFACES.meta(k)["label"])
+    optimizer: str = setting("adam", label="optimizer", choices=lambda: list(OPTIMIZERS), labels=_optimizer_label)
+    lr: float = setting(0.01, label="learning rate η", lo=0.0, ui_hi=LR_MAX, positive=True, noun="learning rate",
+                        step=0.001, fmt="%g", widget="number",
+                        help="The size of each step.")
     hyper: tuple[tuple[str, float], ...] = ()
-    steps: int = 300
+    steps: int = setting(300, label="steps", lo=1, hi=MAX_STEPS, step=1)
     start: tuple[float, float] | None = None
-    seed: int = 0
-    noise: float = 0.0
-    schedule: str = "constant"
-    condition: float = 10.0
+    seed: int = setting(0, label="seed", lo=0, hi=9999, step=1, widget="number")
+    noise: float = setting(0.0, label="gradient noise σ", lo=0.0, hi=MAX_NOISE, step=0.05,
+                           help="Gaussian noise added to every gradient, like the noise of a mini-batch gradient.")
+    schedule: str = setting("constant", label="schedule", choices=lambda: list(SCHEDULES), labels=SCHEDULES)
+    condition: float = setting(10.0, label="condition number κ", lo=CONDITION_RANGE[0], hi=CONDITION_RANGE[1],
+                               step=1.0, url="cond",
+                               help="Ratio of the steepest to the flattest curvature of the bowl.")
 
     def __post_init__(self) -> None:
         # Normalise so equal configs hash equal (st.cache_data, dict keys).
-        hyper = dict(self.hyper)
-        object.__setattr__(self, "hyper", tuple(sorted((str(k), float(v)) for k, v in hyper.items())))
-        if self.start is not None:
-            object.__setattr__(self, "start", (float(self.start[0]), float(self.start[1])))
+        try:
+            hyper = tuple(sorted((str(k), float(v)) for k, v in dict(self.hyper).items()))
+            start = None if self.start is None else (float(self.start[0]), float(self.start[1]))
+        except (TypeError, ValueError, IndexError) as err:
+            raise SettingsError({"hyper": f"hyperparameters and start must be numbers ({err})"}) from err
+        object.__setattr__(self, "hyper", hyper)
+        object.__setattr__(self, "start", start)
+        check(self, _descent_rules)
 
     def replace(self, **changes: object) -> "DescentConfig":
         """A copy with some fields changed."""
@@ -119,29 +155,9 @@ class Descent:
 
 
 def validate(config: DescentConfig) -> None:
-    """Raise ``ValueError`` with a readable message for a config that cannot run."""
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-    if config.schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {config.schedule!r}; choose from {', '.join(SCHEDULES)}")
-    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
-        raise ValueError(f"the learning rate must be a positive number, got {config.lr:g}: "
-                         "with η = 0 the point never moves")
-    if not 1 <= int(config.steps) <= MAX_STEPS:
-        raise ValueError(f"the number of steps must be between 1 and {MAX_STEPS}, got {config.steps}")
-    if not (math.isfinite(config.noise) and 0 <= config.noise <= MAX_NOISE):
-        raise ValueError(f"the gradient noise must be in [0, {MAX_NOISE:g}], got {config.noise}")
-    for name, value in config.hyper:
-        if not math.isfinite(value):
-            raise ValueError(f"hyperparameter {name} must be finite, got {value}")
-    surface = create_surface(config.surface, config.condition)  # raises for a bad name or κ
-    if config.start is not None:
-        x, y = config.start
-        inside = bool(surface.contains(torch.tensor([x, y])))
-        if not (math.isfinite(x) and math.isfinite(y) and inside):
-            raise ValueError(
-                f"the start point ({x:g}, {y:g}) is outside the plotted region of {surface.label}: "
-                f"x in [{surface.xlim[0]:g}, {surface.xlim[1]:g}], y in [{surface.ylim[0]:g}, {surface.ylim[1]:g}]")
+    """Kept for callers: a ``DescentConfig`` is validated when it is built (``__post_init__``)."""
+    if not isinstance(config, DescentConfig):
+        raise ValueError(f"expected a DescentConfig, got {type(config).__name__}")
 
 
 def descend(config: DescentConfig) -> Descent:
@@ -156,11 +172,9 @@ def descend_many(configs: Iterable[DescentConfig]) -> list[Descent]:
     own row, and the gradient noise comes from the config's own seed.
 
     Raises:
-        ValueError: a config that cannot run (see ``validate``).
+        ValueError: a config that cannot run (raised when it is built).
     """
-    configs = list(configs)
-    for c in configs:
-        validate(c)
+    configs = list(configs)  # each one validated itself when it was built
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         groups.setdefault((c.surface, float(c.condition) if c.surface == "bowl" else 0.0, int(c.steps)),

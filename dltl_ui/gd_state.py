@@ -7,26 +7,59 @@ slots has bare names (``/gd?lr=0.42``), slots 2-4 a suffix (``lr_2``, ``momentum
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
+from dltl_core.descend import MAX_STEPS, DescentConfig
 from dltl_core.optim import OPTIMIZERS
-from dltl_core.surfaces import CONDITION_RANGE, SURFACES, create_surface
+from dltl_core.settings import like, setting
+from dltl_core.surfaces import create_surface
+from dltl_ui.binder import Binder
 from dltl_ui.urlstate import UrlState
 
 SLOTS = 4
 OFF = "off"
-OPT_CHOICES = [*OPTIMIZERS, OFF]
-LR_MAX = 100.0
-STEPS_MAX = 2000
-NOISE_MAX = 50.0
-# Widgets for the hyperparameters torch.optim exposes: (label, min, max, step).
-HYPER = {
-    "momentum": ("momentum β", 0.0, 0.999, 0.01),
-    "alpha": ("RMS decay α", 0.5, 0.9999, 0.001),
-    "beta1": ("β₁ (momentum)", 0.0, 0.999, 0.01),
-    "beta2": ("β₂ (RMS decay)", 0.5, 0.9999, 0.0001),
-    "weight_decay": ("weight decay", 0.0, 1.0, 0.01),
-}
+
+
+def _opt_label(k: str) -> str:
+    return "— off —" if k == OFF else OPTIMIZERS[k].label
+
+
+@dataclass(frozen=True)
+class GdView:
+    """What the /gd page shows besides the optimizers (declared once: widgets, URL, bounds)."""
+
+    surface: str = like(DescentConfig, "surface")
+    condition: float = like(DescentConfig, "condition")
+    steps: int = like(DescentConfig, "steps", lo=0)  # 0: nothing moves, the landscape is still drawn
+    noise: float = like(DescentConfig, "noise")
+    rand: bool = setting(False, label="Random start", help="A start drawn from the seed below, reproducible.")
+    seed: int = like(DescentConfig, "seed")
+    x0: float = setting(-1.5, label="start w₁", lo=-5.0, hi=5.0, step=0.001, fmt="%.3f")
+    y0: float = setting(2.0, label="start w₂", lo=-5.0, hi=5.0, step=0.001, fmt="%.3f")
+    at: int = setting(300, label="Show the descent up to step", lo=0, hi=MAX_STEPS,
+                      help="Scrub through the descent; every step is already computed.")
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    """One optimizer slot of /gd: torch.optim's hyperparameters with their widget bounds."""
+
+    opt: str = setting("sgd", label="optimizer", choices=lambda: [*OPTIMIZERS, OFF], labels=_opt_label)
+    lr: float = like(DescentConfig, "lr", 0.001)
+    momentum: float = setting(0.9, label="momentum β", lo=0.0, hi=0.999, step=0.01, fmt="%.2f")
+    alpha: float = setting(0.99, label="RMS decay α", lo=0.5, hi=0.9999, step=0.001, fmt="%.3f")
+    beta1: float = setting(0.9, label="β₁ (momentum)", lo=0.0, hi=0.999, step=0.01, fmt="%.2f")
+    beta2: float = setting(0.999, label="β₂ (RMS decay)", lo=0.5, hi=0.9999, step=0.0001, fmt="%.4f")
+    weight_decay: float = setting(0.0, label="weight decay", lo=0.0, hi=1.0, step=0.01, fmt="%.2f")
+
+
+HYPER = ("momentum", "alpha", "beta1", "beta2", "weight_decay")
+SHORT = {"momentum": "β", "alpha": "α", "beta1": "β₁", "beta2": "β₂", "weight_decay": "wd"}
+SLOT_OPTS = ("sgd", "momentum", "rmsprop", "adam")
+SLOT_LRS = (0.001, 0.001, 0.01, 0.05)
+DEFAULTS: dict = {"surface": "rosenbrock", "cond": 10.0, "steps": 300, "noise": 0.0, "rand": False, "seed": 0}
 
 
 def sfx(i: int) -> str:
@@ -34,23 +67,25 @@ def sfx(i: int) -> str:
     return "" if i == 0 else f"_{i + 1}"
 
 
-DEFAULTS: dict = {
-    "surface": "rosenbrock", "cond": 10.0, "steps": 300, "noise": 0.0, "rand": False, "seed": 0,
-    "opt": "sgd", "lr": 0.001, "opt_2": "momentum", "lr_2": 0.001,
-    "opt_3": "rmsprop", "lr_3": 0.01, "opt_4": "adam", "lr_4": 0.05,
-}
-SHORT = {"momentum": "β", "alpha": "α", "beta1": "β₁", "beta2": "β₂", "weight_decay": "wd"}
-HYPER_DEFAULTS = {"momentum": 0.9, "alpha": 0.99, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0}
-
-
 def hyper_defaults(name: str) -> dict[str, float]:
     """The widgets' defaults for an optimizer: torch.optim's own (as in dltl_core.optim)."""
-    return {**HYPER_DEFAULTS, **(OPTIMIZERS[name].hyper if name in OPTIMIZERS else {})}
+    base = {h: getattr(SlotConfig, h) for h in HYPER}
+    return {**base, **(OPTIMIZERS[name].hyper if name in OPTIMIZERS else {})}
 
 
-for _i in range(SLOTS):
-    for _name, _value in hyper_defaults(DEFAULTS["opt" + sfx(_i)]).items():
-        DEFAULTS[_name + sfx(_i)] = _value
+for _i, (_opt, _lr) in enumerate(zip(SLOT_OPTS, SLOT_LRS)):
+    DEFAULTS.update({"opt" + sfx(_i): _opt, "lr" + sfx(_i): _lr})
+    DEFAULTS.update({h + sfx(_i): v for h, v in hyper_defaults(_opt).items()})
+
+
+def binders(url: UrlState) -> tuple[Binder, list[Binder]]:
+    """The page's binders: the view and one per optimizer slot (slot i's keys end in ``_i``)."""
+    view = Binder(GdView, url=url)
+    slots = [Binder(SlotConfig, suffix=sfx(i), url=url,
+                    defaults={"opt": SLOT_OPTS[i], "lr": SLOT_LRS[i], **hyper_defaults(SLOT_OPTS[i])})
+             for i in range(SLOTS)]
+    return view, slots
+
 
 PRESETS: dict[str, tuple[str, dict]] = {
     "Momentum overshoots": (
@@ -109,39 +144,19 @@ PRESET_NONE = "— choose a preset —"
 
 def current_surface():
     """The surface the widgets currently select."""
-    return create_surface(st.session_state["surface"], float(st.session_state["cond"]))
+    return create_surface(st.session_state["surface"], float(st.session_state.get("cond", DEFAULTS["cond"])))
 
 
-def init_from_url(url: UrlState) -> None:
+def init_from_url(view: Binder, slots: list[Binder]) -> None:
     """First run of a session: widget state from the link (clamped), else defaults."""
     ss = st.session_state
-    if "surface" not in ss:
-        ss["surface"] = url.choice("surface", DEFAULTS["surface"], list(SURFACES))
-    if "cond" not in ss:
-        ss["cond"] = url.float("cond", DEFAULTS["cond"], *CONDITION_RANGE)
-    surface = current_surface()
-    for key, lo, hi, default in (("x0", *surface.xlim, surface.start[0]), ("y0", *surface.ylim, surface.start[1])):
-        if key not in ss:
-            ss[key] = url.float(key, default, lo, hi)
-    if "steps" not in ss:
-        ss["steps"] = url.int("steps", DEFAULTS["steps"], 0, STEPS_MAX)
-    if "noise" not in ss:
-        ss["noise"] = url.float("noise", DEFAULTS["noise"], 0.0, NOISE_MAX)
-    if "rand" not in ss:
-        ss["rand"] = url.bool("rand", DEFAULTS["rand"])
-    if "seed" not in ss:
-        ss["seed"] = url.int("seed", DEFAULTS["seed"], 0, 9999)
-    for i in range(SLOTS):
-        s = sfx(i)
-        if "opt" + s not in ss:
-            ss["opt" + s] = url.choice("opt" + s, DEFAULTS["opt" + s], OPT_CHOICES)
-        if "lr" + s not in ss:
-            ss["lr" + s] = url.float("lr" + s, DEFAULTS["lr" + s], 0.0, LR_MAX)
-        for name, (_, lo, hi, _) in HYPER.items():
-            if name + s not in ss:
-                ss[name + s] = url.float(name + s, DEFAULTS[name + s], lo, hi)
-    if "at" not in ss:
-        ss["at"] = url.int("at", ss["steps"], 0, ss["steps"])
+    missing = [k for k in ("x0", "y0", "at") if k not in ss and view.url.raw(k) is None]
+    view.load()
+    start = dict(zip(("x0", "y0"), current_surface().start))  # no start in the link: the demo start
+    for key in missing:
+        ss[key] = start[key] if key in start else ss["steps"]
+    for b in slots:
+        b.load()
 
 
 def apply_preset() -> None:

@@ -27,6 +27,10 @@ class UrlState:
     def __init__(self) -> None:
         self.problems: list[str] = []
 
+    def raw(self, name: str) -> str | None:
+        """The parameter's text as the link has it, or None."""
+        return self._raw(name)
+
     def _raw(self, name: str) -> str | None:
         try:
             return st.query_params.get(name)
@@ -120,7 +124,18 @@ class UrlState:
         except Exception:
             pass
 
+    @staticmethod
+    def drop(*names: str) -> None:
+        """Remove parameters from the URL (those left at a default that is not shown)."""
+        try:
+            for name in names:
+                if name in st.query_params:
+                    del st.query_params[name]
+        except Exception:
+            pass
+
     def report(self) -> None:
-        """Show what was wrong with the URL, once, as a warning."""
-        if self.problems:
-            st.warning("Some settings in the link were ignored:\n\n- " + "\n- ".join(self.problems))
+        """Show what was wrong with the URL: one warning per bad parameter, once."""
+        for problem in dict.fromkeys(self.problems):  # each message once, in order
+            st.warning(f"Ignored in the link: {problem}", icon="⚠️")
+        self.problems = []

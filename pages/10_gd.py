@@ -3,13 +3,12 @@
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.descend import Descent, DescentConfig, descend_many, validate
+from dltl_core.descend import Descent, DescentConfig, descend_many
 from dltl_core.optim import OPTIMIZERS
-from dltl_core.surfaces import CONDITION_RANGE, SURFACES, create_surface
+from dltl_core.surfaces import create_surface
 from dltl_ui import gd_charts as gc
-from dltl_ui.gd_state import (HYPER, LR_MAX, NOISE_MAX, OFF, OPT_CHOICES, PRESET_NONE, PRESETS, SHORT, SLOTS,
-                              STEPS_MAX, apply_preset, current_surface, init_from_url, new_random_start,
-                              on_optimizer_change, on_surface_change, sfx)
+from dltl_ui.gd_state import (OFF, PRESET_NONE, PRESETS, SHORT, SLOTS, apply_preset, binders, current_surface,
+                              init_from_url, new_random_start, on_optimizer_change, on_surface_change, sfx)
 from dltl_ui.layout import chart_height
 
 ui.page_setup("Gradient descent", "⛰️")
@@ -43,7 +42,8 @@ def surface_grid(name: str, condition: float):
 # ----------------------------------------------------------------------------- controls
 
 url = ui.UrlState()
-init_from_url(url)
+view, slot_binders = binders(url)
+init_from_url(view, slot_binders)
 ss = st.session_state
 
 top = st.columns([2, 1.2, 1.2, 1.6])
@@ -53,79 +53,60 @@ with top[0]:
     if ss.get("preset") in PRESETS:
         st.caption(PRESETS[ss["preset"]][0])
 with top[1]:
-    st.selectbox("Loss surface", list(SURFACES), format_func=lambda k: SURFACES.meta(k)["label"], key="surface",
-                 on_change=on_surface_change)
+    view.widget("surface", on_change=on_surface_change)
     if ss["surface"] == "bowl":
-        st.slider("condition number κ", *CONDITION_RANGE, step=1.0, key="cond", on_change=on_surface_change,
-                  help="Ratio of the steepest to the flattest curvature of the bowl.")
+        view.widget("condition", on_change=on_surface_change)
 surface = current_surface()
 with top[2]:
-    st.slider("steps", 0, STEPS_MAX, step=1, key="steps")
-    st.slider("gradient noise σ", 0.0, NOISE_MAX, step=0.05, key="noise",
-              help="Gaussian noise added to every gradient, like the noise of a mini-batch gradient.")
+    view.widget("steps")
+    view.widget("noise")
 with top[3]:
-    st.toggle("Random start", key="rand", help="A start drawn from the seed below, reproducible.")
+    view.widget("rand")
     if ss["rand"]:
         sc = st.columns([1, 1])
-        sc[0].number_input("seed", 0, 9999, step=1, key="seed")
+        view.widget("seed", where=sc[0])
         sc[1].button("🎲 new start", on_click=new_random_start, width="stretch")
         x0, y0 = surface.random_start(int(ss["seed"]))
         st.caption(f"start w₀ = ({x0:g}, {y0:g})")
     else:
-        sc = st.columns(2)
-        # Clamp into this surface's box (a link may carry another surface's start).
-        for key, (lo, hi) in (("x0", surface.xlim), ("y0", surface.ylim)):
-            ss[key] = min(max(float(ss[key]), lo), hi)
-        sc[0].slider("start w₁", *surface.xlim, step=0.001, format="%.3f", key="x0")
-        sc[1].slider("start w₂", *surface.ylim, step=0.001, format="%.3f", key="y0")
-        x0, y0 = float(ss["x0"]), float(ss["y0"])
+        sc = st.columns(2)  # the start's range is this surface's box (a link may carry another's)
+        x0 = view.widget("x0", where=sc[0], lo=surface.xlim[0], hi=surface.xlim[1])
+        y0 = view.widget("y0", where=sc[1], lo=surface.ylim[0], hi=surface.ylim[1])
 
-slot_cols = st.columns(SLOTS)
 configs: list[tuple[int, str, DescentConfig]] = []
 problems: list[str] = []
-for i, col in enumerate(slot_cols):
+for i, (col, b) in enumerate(zip(st.columns(SLOTS), slot_binders)):
     s = sfx(i)
     with col, st.container(border=True):
-        name = st.selectbox(f"optimizer {i + 1}", OPT_CHOICES, key="opt" + s,
-                            on_change=on_optimizer_change, args=(i,),
-                            format_func=lambda k: "— off —" if k == OFF else OPTIMIZERS[k].label)
+        name = b.widget("opt", label=f"optimizer {i + 1}", on_change=on_optimizer_change, args=(i,))
         if name == OFF:
             continue
-        lr = st.number_input("learning rate η", 0.0, LR_MAX, step=0.001, format="%g", key="lr" + s,
-                             help="The size of each step.")
-        hyper = {}
+        lr = b.widget("lr")
         names = list(OPTIMIZERS[name].hyper)
         summary = ", ".join(f"{SHORT[h]} {ss[h + s]:g}" for h in names if h != "weight_decay" or len(names) == 1)
         with st.popover(f"⚙️ {summary}", width="stretch", help="The optimizer's other hyperparameters."):
-            for hp in names:
-                label, lo, hi, step = HYPER[hp]
-                hyper[hp] = st.slider(label, lo, hi, step=step, key=hp + s,
-                                      format="%.4f" if step < 0.001 else ("%.3f" if step < 0.01 else "%.2f"))
+            hyper = {hp: b.widget(hp) for hp in names}
         label = f"{i + 1}. {OPTIMIZERS[name].label}, η = {lr:g}"
         st.markdown(f"<div style='height:6px;background:{gc.COLORS[i]};border-radius:3px'></div>",
                     unsafe_allow_html=True)
-        config = DescentConfig(surface=surface.name, optimizer=name, lr=float(lr), hyper=hyper,
-                               steps=int(ss["steps"]), start=(x0, y0), seed=int(ss["seed"]),
-                               noise=float(ss["noise"]), condition=float(ss["cond"]))
-        try:
-            validate(config)
+        if int(ss["steps"]) == 0:
+            continue
+        try:  # the config checks itself: one message per bad field
+            config = DescentConfig(surface=surface.name, optimizer=name, lr=float(lr), hyper=hyper,
+                                   steps=int(ss["steps"]), start=(x0, y0), seed=int(ss["seed"]),
+                                   noise=float(ss["noise"]), condition=float(ss.get("cond", 10.0)))
         except ValueError as err:
             problems.append(f"**{label}**: {err}.")
             continue
         configs.append((i, label, config))
 
 # The link always describes what is on screen.
-state = {k: ss[k] for k in ("surface", "steps", "noise", "rand", "seed")}
-if surface.name == "bowl":
-    state["cond"] = float(ss["cond"])
-if not ss["rand"]:
-    state.update(x0=float(ss["x0"]), y0=float(ss["y0"]))
-for i in range(SLOTS):
-    s = sfx(i)
-    state["opt" + s] = ss["opt" + s]
-    if ss["opt" + s] != OFF:
-        state["lr" + s] = float(ss["lr" + s])
-        state.update({hp + s: float(ss[hp + s]) for hp in OPTIMIZERS[ss["opt" + s]].hyper})
+shown = ["surface", "steps", "noise", "rand", "seed"] + (["condition"] if surface.name == "bowl" else []) \
+    + ([] if ss["rand"] else ["x0", "y0"])
+view.sync(shown)
+for i, b in enumerate(slot_binders):
+    opt = ss["opt" + sfx(i)]
+    b.sync(["opt"] + ([] if opt == OFF else ["lr", *OPTIMIZERS[opt].hyper]))
 url.report()
 for p in problems:
     st.warning(p, icon="⚠️")
@@ -143,11 +124,10 @@ def descent_view(runs: list[Descent], slots: list[int], labels: list[str], steps
         if ss.get("at", steps) > steps or ss.get("at", steps) == prev:
             ss["at"] = steps
         ss["_steps_prev"] = steps
-        at = st.slider("Show the descent up to step", 0, max(steps, 1), key="at", disabled=steps == 0,
-                       help="Scrub through the descent; every step is already computed.")
-        url.sync(at=int(at))
+        at = view.widget("at", hi=max(steps, 1), disabled=steps == 0)
+        view.sync(["at"])
 
-        grid = surface_grid(surface.name, float(ss["cond"]) if surface.name == "bowl" else 10.0)
+        grid = surface_grid(surface.name, float(ss.get("cond", 10.0)) if surface.name == "bowl" else 10.0)
         paths = gc.paths_frame(runs, labels, surface.f_min)
         if not len(paths):  # nothing ran: still show the landscape and the start
             paths = gc.start_frame(*start)
@@ -175,7 +155,6 @@ def descent_view(runs: list[Descent], slots: list[int], labels: list[str], steps
 
 
 steps = int(ss["steps"])
-url.sync(**state)
 with ui.guard("the descent"):
     runs: list[Descent] = run_descents(tuple(c for _, _, c in configs)) if configs and steps > 0 else []
     if steps == 0:

@@ -1,16 +1,20 @@
 """Learning rate: too small, good, too large, divergent; schedules; an LR range test."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, \
-    log_grid, lr_sweep, regime_examples, validate
+from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, log_grid, \
+    lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
-from dltl_core.surfaces import SURFACES, create_surface
+from dltl_core.settings import like, setting
+from dltl_core.surfaces import create_surface
 from dltl_ui import gd_charts as gc
+from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
 
 ui.page_setup("Learning rate", "🎚️")
@@ -27,31 +31,30 @@ finds a good $\eta$ for a real network in one pass.
 )
 
 SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
-STEPS_MAX = 1000
-OPTS = list(OPTIMIZERS)
 SCHED_KEYS = list(SCHEDULES)
 SCHED_COLORS = ("#333333", "#d62728", "#1f4eb4", "#ff9f1c", "#2ca02c", "#9467bd")
-DEFAULTS = {"surface": "bowl", "opt": "sgd", "steps": 100, "lr": 0.15, "noise": 2.0, "scheds": SCHED_KEYS,
-            "rt_opt": "momentum", "bs": 8}
+
+
+@dataclass(frozen=True)
+class LrView:
+    """The /lr page's settings, declared once (widgets, URL ``?surface=&opt=&steps=...``, bounds)."""
+
+    surface: str = like(DescentConfig, "surface", "bowl")
+    opt: str = like(DescentConfig, "optimizer", "sgd", label="Optimizer")
+    steps: int = like(DescentConfig, "steps", 100, lo=0, hi=1000, step=10)
+    lr: float = like(DescentConfig, "lr", 0.15, label="base η", step=0.01,
+                     help="The peak learning rate each schedule scales.")
+    noise: float = like(DescentConfig, "noise", 2.0, step=0.1,
+                        help="Noise on every gradient, as with mini-batches: a constant η keeps bouncing in it.")
+    scheds: tuple = setting(tuple(SCHED_KEYS), label="Schedules", choices=SCHED_KEYS, labels=SCHEDULES)
+    rt_opt: str = like(DescentConfig, "optimizer", "momentum", label="Optimizer ")
+    bs: int = setting(8, label="batch size", lo=4, hi=256, ticks=(4, 8, 16, 32, 64, 128, 256))
+
 
 url = ui.UrlState()
+lrb = Binder(LrView, prefix="lr", url=url)
+lrb.load()
 ss = st.session_state
-if "lr_surface" not in ss:
-    ss["lr_surface"] = url.choice("surface", DEFAULTS["surface"], list(SURFACES))
-if "lr_opt" not in ss:
-    ss["lr_opt"] = url.choice("opt", DEFAULTS["opt"], OPTS)
-if "lr_steps" not in ss:
-    ss["lr_steps"] = url.int("steps", DEFAULTS["steps"], 0, STEPS_MAX)
-if "lr_lr" not in ss:
-    ss["lr_lr"] = url.float("lr", DEFAULTS["lr"], 0.0, 100.0)
-if "lr_noise" not in ss:
-    ss["lr_noise"] = url.float("noise", DEFAULTS["noise"], 0.0, 50.0)
-if "lr_scheds" not in ss:
-    ss["lr_scheds"] = url.choices("scheds", DEFAULTS["scheds"], SCHED_KEYS)
-if "lr_rt_opt" not in ss:
-    ss["lr_rt_opt"] = url.choice("rt_opt", DEFAULTS["rt_opt"], OPTS)
-if "lr_bs" not in ss:
-    ss["lr_bs"] = url.int("bs", DEFAULTS["bs"], 4, 256)
 
 
 @st.cache_data(max_entries=64, show_spinner="Sweeping learning rates…")
@@ -105,12 +108,12 @@ def panel(run: Descent, label: str, color: str, height: int, title: str):
 
 st.header("Too small, good, too large, divergent")
 c = st.columns([1.4, 1.2, 1])
-c[0].selectbox("Loss surface", list(SURFACES), format_func=lambda k: SURFACES.meta(k)["label"], key="lr_surface")
-c[1].selectbox("Optimizer", OPTS, format_func=lambda k: OPTIMIZERS[k].label, key="lr_opt")
-c[2].slider("steps", 0, STEPS_MAX, step=10, key="lr_steps")
+lrb.widget("surface", where=c[0])
+lrb.widget("opt", where=c[1])
+lrb.widget("steps", where=c[2])
 surface = create_surface(ss["lr_surface"])
-base = DescentConfig(surface=surface.name, optimizer=ss["lr_opt"], steps=int(ss["lr_steps"]))
-url.sync(surface=surface.name, opt=ss["lr_opt"], steps=int(ss["lr_steps"]))
+base = DescentConfig(surface=surface.name, optimizer=ss["lr_opt"], steps=max(1, int(ss["lr_steps"])))
+lrb.sync(["surface", "opt", "steps"])
 url.report()
 
 with ui.guard("the learning-rate sweep"):
@@ -145,20 +148,16 @@ def schedules_section(base: DescentConfig, surface) -> None:
                "Warm-up starts small while the optimizer state settles; decay takes big steps early "
                "and small ones at the end, so the point stops bouncing and settles in the minimum.")
     c = st.columns([1, 1, 3])
-    c[0].number_input("base η", 0.0, 100.0, step=0.01, format="%g", key="lr_lr",
-                      help="The peak learning rate each schedule scales.")
-    c[1].slider("gradient noise σ", 0.0, 10.0, step=0.1, key="lr_noise",
-                help="Noise on every gradient, as with mini-batches: a constant η keeps bouncing in it.")
-    c[2].multiselect("Schedules", SCHED_KEYS, format_func=lambda k: SCHEDULES[k], key="lr_scheds")
+    lrb.widget("lr", where=c[0])
+    lrb.widget("noise", where=c[1])
+    lrb.widget("scheds", where=c[2])
     names = tuple(ss["lr_scheds"])
-    url.sync(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"]), scheds=list(names))
+    lrb.sync(["lr", "noise", "scheds"])
     with ui.guard("the schedules"):
-        sconf = base.replace(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"]))
-        problem = None
-        try:
-            validate(sconf)
+        try:  # the config checks itself
+            sconf, problem = base.replace(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"])), None
         except ValueError as err:
-            problem = str(err)
+            sconf, problem = None, str(err)
         if problem:
             st.warning(f"Cannot run the schedules: {problem}.", icon="⚠️")
         elif not names:
@@ -199,9 +198,9 @@ def range_test_section() -> None:
                "(`torch.optim.lr_scheduler.ExponentialLR`). Where the loss falls fastest is a good η; "
                "where it shoots up, η is too large.")
     c = st.columns([1, 1, 2])
-    c[0].selectbox("Optimizer ", OPTS, format_func=lambda k: OPTIMIZERS[k].label, key="lr_rt_opt")
-    c[1].select_slider("batch size", [4, 8, 16, 32, 64, 128, 256], key="lr_bs")
-    url.sync(rt_opt=ss["lr_rt_opt"], bs=int(ss["lr_bs"]))
+    lrb.widget("rt_opt", where=c[0])
+    lrb.widget("bs", where=c[1], format_func=str)
+    lrb.sync(["rt_opt", "bs"])
     with ui.guard("the LR range test"):
         result = range_test(RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"])))
         df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
