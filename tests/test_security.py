@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def train_digits_job(config: dict, report) -> list[float]:
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         report("training", epoch + 1, config["epochs"], {"epoch": epoch, "loss": losses[-1]})
     return losses
 
@@ -199,3 +200,81 @@ def test_a_closed_tab_cancels_its_job(runner):
 def test_a_job_must_be_an_importable_function(runner):
     with pytest.raises(ValueError, match="top-level"):
         runner.submit(lambda config, report: None, {})
+
+
+# ----------------------------------------------------------------------------- confined paths
+
+@pytest.fixture()
+def roots(tmp_path, monkeypatch):
+    """Two data roots, a cache inside the first one's parent, and things outside."""
+    birds_root, cifar_root = tmp_path / "srv" / "birds", tmp_path / "srv" / "cifar"
+    (birds_root / "Robin").mkdir(parents=True)
+    cifar_root.mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "key.txt").write_text("x")
+    (birds_root / "escape").symlink_to(tmp_path / "secret")
+    monkeypatch.setenv("DLTL_DATA_ROOTS", os.pathsep.join([str(birds_root), str(cifar_root)]))
+    monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path / "cache"))
+    return birds_root, cifar_root, tmp_path
+
+
+def test_paths_outside_the_roots_are_refused_with_one_message(roots):
+    """Findings: "/ lists bin, boot…", "/usr/share trains on the server's own images"."""
+    from dltl_core import paths
+
+    birds_root, cifar_root, tmp = roots
+    assert paths.confine(str(birds_root / "Robin")) == birds_root.resolve() / "Robin"
+    assert paths.confine("Robin") == birds_root.resolve() / "Robin"  # relative: the first root
+    assert paths.confine(cifar_root) == cifar_root.resolve()
+    assert paths.confine(birds_root / "not-there-yet") == birds_root.resolve() / "not-there-yet"
+    messages = set()
+    for bad in ["/", "/usr/share", "/etc/passwd", "/no/such/dir", str(tmp / "secret"),
+                str(tmp / "secret" / "key.txt"), str(tmp / "secret" / "missing"),
+                str(birds_root / "escape"), str(birds_root / "escape" / "key.txt"),  # symlink out
+                str(birds_root / ".." / "cifar"), "../secret", "", "  ", "a\x00b", "x" * 5000,
+                str(tmp / "srv" / "birdsX")]:  # a sibling sharing the prefix
+        with pytest.raises(paths.PathRefused) as info:
+            paths.confine(bad)
+        messages.add(str(info.value))
+    assert messages == {paths.REFUSED_MESSAGE}, "the message must not reveal whether a path exists"
+
+
+def test_other_visitors_uploads_are_unreachable(roots, monkeypatch):
+    """Finding: "<cache>/uploads lists other visitors' upload folders"."""
+    from dltl_core import paths
+
+    _, _, tmp = roots
+    mine, theirs = paths.upload_base() / "session-a", paths.upload_base() / "session-b"
+    for d in (mine / "u1" / "Robin", theirs / "u2" / "Wren"):
+        d.mkdir(parents=True)
+    own = paths.data_roots(extra=[mine])
+    assert paths.confine(mine / "u1", own) == mine.resolve() / "u1"
+    for bad in (theirs, theirs / "u2", paths.upload_base(), tmp / "cache"):
+        with pytest.raises(paths.PathRefused):
+            paths.confine(bad, own)
+    # An operator root that contains the cache (a home folder) does not open the cache.
+    monkeypatch.setenv("DLTL_DATA_ROOTS", str(tmp))
+    assert paths.confine(tmp / "secret") == (tmp / "secret").resolve()
+    with pytest.raises(paths.PathRefused):
+        paths.confine(theirs / "u2")
+
+
+def test_default_roots_and_operator_storage(monkeypatch, tmp_path):
+    from dltl_core import paths
+
+    monkeypatch.delenv("DLTL_DATA_ROOTS", raising=False)
+    monkeypatch.setenv("DLTL_BIRDS_DIR", str(tmp_path / "b"))
+    monkeypatch.setenv("DLTL_CIFAR_DIR", str(tmp_path / "c"))
+    roots = paths.data_roots()
+    assert roots[0] == (tmp_path / "b").resolve() and (tmp_path / "c").resolve() in roots
+    assert all(r != Path("/") for r in paths.data_roots(extra=["/"]))
+    monkeypatch.delenv("DLTL_STORAGE", raising=False)
+    monkeypatch.delenv("DLTL_RESULTS", raising=False)
+    assert paths.operator_storage() == paths.OperatorStorage(None, ())
+    secrets = {"dltl": {"storage": "sqlite:////srv/runs.db", "results": ["/srv/a.json", "/srv/b.json"]}}
+    got = paths.operator_storage(secrets)
+    assert got.storage == "sqlite:////srv/runs.db" and got.results == (Path("/srv/a.json"), Path("/srv/b.json"))
+    monkeypatch.setenv("DLTL_RESULTS", os.pathsep.join(["/r/1.json", "/r/2.json"]))
+    monkeypatch.setenv("DLTL_STORAGE", "postgresql://u@db/dltl")
+    assert paths.operator_storage(secrets) == paths.OperatorStorage(
+        "postgresql://u@db/dltl", (Path("/r/1.json"), Path("/r/2.json")))
