@@ -17,6 +17,7 @@ written to, so ``--json`` keeps exactly one JSON object there.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO, Any, Callable, Sequence
 
@@ -38,6 +39,13 @@ def bar_wanted(*, quiet: bool = False, force: bool = False, stream: IO[str] | No
         return False
 
 
+def _columns(stream: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 class Progress:
     """Factory of progress bars sharing one on/off decision and one stream (stderr)."""
 
@@ -53,9 +61,14 @@ class Progress:
 
     def bar(self, total: float | None = None, desc: str = "", unit: str = "it", **kw: Any) -> tqdm:
         """A tqdm bar on stderr; ``disable`` when bars are off (every method still works)."""
-        # dynamic_ncols follows a resized terminal; mininterval keeps redraws cheap.
+        # dynamic_ncols follows a resized terminal; a terminal of unknown size (0 columns: a
+        # bare pty, `script`, some CI runners) would get an empty bar, so it gets 100 columns.
+        sized = _columns(self.stream) > 0
+        kw.setdefault("dynamic_ncols", sized)
+        kw.setdefault("ncols", None if sized else 100)
+        kw.setdefault("nrows", None if sized else 20)  # tqdm hides bars beyond 0 rows
         return tqdm(total=total, desc=desc, unit=unit, file=self.stream, disable=not self.enabled,
-                    dynamic_ncols=True, mininterval=0.2, leave=True, **kw)
+                    mininterval=0.2, leave=True, **kw)
 
     def phases(self, names: Sequence[str], desc: str = "") -> "PhaseBar":
         """One bar that steps through named phases (work without a finer count)."""

@@ -36,46 +36,70 @@ def _image_size(inputs: dict[str, Any]) -> int | tuple[int, int]:
     return int(inputs["image_size"]) if inputs.get("crop") else (int(w), int(h))
 
 
-def _labelled(folder: Path, classes: list[str]) -> list[str]:
-    subdirs = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    return [d for d in subdirs if d in classes] if subdirs and set(subdirs) <= set(classes) else []
-
-
-def _gather(paths: list[str], classes: list[str], size: Any) -> tuple[Any, Any, list[str], list[tuple[str, str]]]:
-    """Decode every input: (uint8 images, labels or -1, files, skipped)."""
-    import torch
-
-    from dltl_core.data.folder import _decode, load_image_folder  # the decoding training used
+def _list(paths: list[str], classes: list[str]) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+    """(file, label or -1) for every input; a folder whose sub-folders are class names is labelled."""
     from dltl_core.images import is_image_name
 
-    xs, ys, files, skipped = [], [], [], []
+    items: list[tuple[str, int]] = []
+    skipped: list[tuple[str, str]] = []
+
+    def add(files: list[Path], label: int) -> None:
+        for f in sorted(files):
+            if f.name.startswith("."):
+                continue
+            if is_image_name(f.name):
+                items.append((str(f), label))
+            else:
+                skipped.append((str(f), "not an image file name (extension)"))
+
     for raw in paths:
         p = Path(raw).expanduser()
         if not p.exists():
             raise ValueError(f"no such file or folder: {raw}")
-        sub = _labelled(p, classes) if p.is_dir() else []
-        if sub:
-            s = load_image_folder(p, size=size, classes=sub)
-            xs.append(s.x)
-            ys.append(torch.tensor([classes.index(sub[int(i)]) for i in s.y], dtype=torch.long))
-            files += list(s.files)
-            skipped += list(s.skipped)
+        if p.is_file():
+            add([p], -1)
             continue
-        candidates = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
-        for f in candidates:
-            if not is_image_name(f.name):
-                skipped.append((str(f), "not an image file name (extension)"))
-                continue
-            out = _decode(str(f), size)
-            if isinstance(out, str):
-                skipped.append((str(f), out))
-                continue
-            xs.append(torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0))
-            ys.append(torch.tensor([-1]))
-            files.append(str(f))
-    if not files:
-        raise ValueError("no image could be read from the inputs")
-    return torch.cat(xs), torch.cat(ys), files, skipped
+        subdirs = sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if subdirs and set(subdirs) <= set(classes):
+            for d in subdirs:
+                add([f for f in (p / d).iterdir() if f.is_file()], classes.index(d))
+        else:
+            add([f for f in p.iterdir() if f.is_file()], -1)
+    return items, skipped
+
+
+def _decode_images(items: list[tuple[str, int]], inputs: dict[str, Any]) -> tuple[Any, list[int], list]:
+    """uint8 images for a ``train`` model: decoded exactly as ``load_image_folder`` did in training."""
+    import torch
+
+    from dltl_core.data.folder import _decode  # the decoding training used
+
+    size = _image_size(inputs)
+    xs, ok, bad = [], [], []
+    for i, (f, _) in enumerate(items):
+        out = _decode(f, size)
+        if isinstance(out, str):
+            bad.append((f, out))
+        else:
+            xs.append(torch.from_numpy(out).permute(2, 0, 1))
+            ok.append(i)
+    return (torch.stack(xs) if xs else None), ok, bad
+
+
+def _model_inputs(ck: dict[str, Any], items: list[tuple[str, int]]) -> tuple[Any, list[int], list, Any]:
+    """(images, kept positions, skipped, batch transform) for the checkpoint's kind of model."""
+    inputs = ck["inputs"]
+    if ck["task"] == "train":
+        if inputs.get("kind") != "image":
+            raise ValueError(f"predict reads image models; this one was trained on {inputs.get('kind')!r} "
+                             "(save a model trained with --data folder)")
+        x, ok, bad = _decode_images(items, inputs)
+        return x, ok, bad, None
+    from dltl_core.features import load_image_tensors, make_batch_transform
+
+    cfg = inputs["data_config"]
+    x, ok, bad = load_image_tensors([f for f, _ in items], cfg, inputs.get("image_size"))
+    return x, ok, bad, make_batch_transform(cfg, int(inputs["crop"]), augment=False)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,30 +110,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_range("--top", args.top, 1)
     check_range("--batch-size", args.batch_size, 1)
     ck = checkpoint.load(args.load)
-    inputs = ck["inputs"]
-    if ck["task"] != "train" or inputs.get("kind") != "image":
-        raise ValueError(f"{args.load}: predict reads image models saved by 'train --data folder' "
-                         f"(this one takes {inputs.get('kind')!r} inputs)")
     classes = list(ck["classes"])
-    x, y, files, skipped = _gather(args.inputs, classes, _image_size(inputs))
+    items, skipped = _list(args.inputs, classes)
+    x, ok, bad, transform = _model_inputs(ck, items) if items else (None, [], [], None)
+    skipped += list(bad)
+    if x is None or not ok:
+        raise ValueError("no image could be read from the inputs")
     policy = get_policy()
     model = checkpoint.build_model(ck).to(policy.device)
-    probs = predict(model, x, args.batch_size, policy)
+    probs = predict(model, x, args.batch_size, policy, transform)
     k = min(args.top, len(classes))
     top_p, top_i = probs.topk(k, dim=1)
-    rows = []
-    for n, f in enumerate(files):
+    rows, correct, labelled = [], 0, 0
+    for n, pos in enumerate(ok):
+        f, label = items[pos]
         row = {"file": f, "predicted": classes[int(top_i[n, 0])], "confidence": float(top_p[n, 0]),
                "top": [[classes[int(i)], float(q)] for q, i in zip(top_p[n], top_i[n])]}
-        if int(y[n]) >= 0:
-            row["true"] = classes[int(y[n])]
+        if label >= 0:
+            row["true"] = classes[label]
+            labelled += 1
+            correct += int(int(top_i[n, 0]) == label)
         rows.append(row)
-    known = y >= 0
-    correct = int((top_i[known, 0] == y[known]).sum())
-    accuracy = correct / int(known.sum()) if bool(known.any()) else None  # exact: a count over a count
-    return {"model": args.load, "classes": classes, "saved_metrics": ck.get("metrics", {}),
-            "n": len(files), "labelled": int(known.sum()), "accuracy": accuracy, "predictions": rows,
-            "skipped": [{"file": f, "reason": r} for f, r in skipped], "device": policy.name}
+    return {"model": args.load, "task": ck["task"], "classes": classes, "saved_metrics": ck.get("metrics", {}),
+            "n": len(rows), "labelled": labelled,
+            "accuracy": correct / labelled if labelled else None,  # exact: a count over a count
+            "predictions": rows, "skipped": [{"file": f, "reason": r} for f, r in skipped],
+            "device": policy.name}
 
 
 def format_text(result: dict[str, Any]) -> str:
@@ -121,7 +147,7 @@ def format_text(result: dict[str, Any]) -> str:
         lines.append(f"... {result['n'] - 50} more (use --json for all)")
     if result["accuracy"] is not None:
         lines.append(f"accuracy {result['accuracy']:.4f} on {result['labelled']} labelled images")
-    saved = result["saved_metrics"].get("val_acc")
+    saved = result["saved_metrics"].get("val_acc", result["saved_metrics"].get("val_accuracy"))
     if saved is not None:
         lines.append(f"validation accuracy saved with the model: {saved:.4f}")
     if result["skipped"]:

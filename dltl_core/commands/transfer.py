@@ -7,7 +7,10 @@ from typing import Any
 
 from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE
 from dltl_core.birds import default_birds_dir
-from dltl_core.transfer import MODES, TransferConfig, run_transfer
+from dltl_core.commands._common import check_range, writable_dir, writable_file
+from dltl_core.progress import Progress
+from dltl_core.train.tensorboard import tensorboard_available
+from dltl_core.transfer import MODES
 
 NAME = "transfer"
 HELP = "Classify bird species with a pretrained backbone: linear head, fine-tuning or from scratch."
@@ -32,23 +35,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-data", default=None,
                         help="folder with the same species sub-folders: reports test_accuracy")
+    parser.add_argument("--save", metavar="PATH", help="write the trained network (backbone + head) to PATH "
+                                                       "(python -m dltl_core predict --load PATH PHOTOS)")
+    parser.add_argument("--tensorboard", metavar="DIR", help="write per-epoch scalars and hyperparameters to DIR")
+
+
+def check_args(args: argparse.Namespace, data: str) -> None:
+    """Refuse out-of-range values and unwritable outputs before any photo is decoded."""
+    check_range("--epochs", args.epochs, 1)
+    check_range("--lr", args.lr, 0, low_open=True)
+    check_range("--batch-size", args.batch_size, 1)
+    check_range("--max-per-species", args.max_per_species, 2)
+    check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
+    check_range("--unfreeze-blocks", args.unfreeze_blocks, 0)
+    check_range("--image-size", args.image_size, 32, 512)
+    if args.unfreeze_blocks is not None and args.mode != "finetune":
+        raise ValueError("--unfreeze-blocks applies to --mode finetune only")
+    if args.image_size is not None and args.mode == "linear":
+        raise ValueError("--image-size applies to --mode finetune or scratch (linear uses the backbone's size)")
+    species = str(args.species).strip()
+    if species.isdigit():
+        from dltl_core.birds.folder import species_with_photos
+
+        available, _ = species_with_photos(data)
+        if not 2 <= int(species) <= len(available):
+            raise ValueError(f"--species {species}: the folder has {len(available)} species with photos; "
+                             f"choose a count from 2 to {len(available)}")
+    writable_file("--save", args.save)
+    writable_dir("--tensorboard", args.tensorboard)
+    if args.tensorboard and not tensorboard_available():
+        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from dltl_core.backbones import create_backbone
+    from dltl_core.transfer import TransferConfig, run_transfer
+
     data = args.data or default_birds_dir()
     if data is None:
         raise ValueError("no bird folder: pass --data DIR (one sub-folder per species) or set DLTL_BIRDS_DIR")
+    check_args(args, str(data))
     config = TransferConfig(
         data=str(data), species=str(args.species), max_per_species=args.max_per_species,
         val_fraction=args.val_fraction, seed=args.seed, backbone=args.backbone, mode=args.mode,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, unfreeze_blocks=args.unfreeze_blocks,
         augment=not args.no_augment, image_size=args.image_size, feature_map="none")
-    result = run_transfer(config, test_data=args.test_data)
+    backbone = create_backbone(args.backbone)
+    bar = Progress.from_args(args).fraction_fn()  # the messages name the mode and phase
+    try:
+        result = run_transfer(config, backbone=backbone, test_data=args.test_data, progress=bar)
+    finally:
+        bar.close()
     out = result.summary()
     out.update({"backbone": result.backbone, "n_train": result.n_train, "n_val": result.n_val,
                 "features_cached": result.features_cached,
                 "skipped": [{"file": f, "reason": r} for f, r in result.skipped]})
+    if args.tensorboard:
+        from dltl_core.train.tensorboard import log_history
+
+        hparams = {k: v for k, v in config.__dict__.items() if k not in ("data", "feature_map")}
+        log_history(args.tensorboard, result.history, hparams,
+                    {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy})
+    if args.save:
+        out["saved"] = _save(args, config, result, backbone)
     return out
+
+
+def _network(result: Any, backbone: Any) -> Any:
+    """The whole trained network as one timm model (linear mode: the backbone with the head as classifier)."""
+    import copy
+
+    import torch
+
+    if result.model is not None:
+        return getattr(result.model, "net", result.model)  # finetune wraps the timm model (PartlyFrozen)
+    net = copy.deepcopy(backbone.model).cpu()
+    weight, bias = (torch.as_tensor(result.head[k]) for k in ("weight", "bias"))
+    net.reset_classifier(weight.shape[0])
+    with torch.no_grad():  # pooled pre-logits features -> the trained linear head, as in training
+        net.get_classifier().weight.copy_(weight)
+        net.get_classifier().bias.copy_(bias)
+    return net
+
+
+def _save(args: argparse.Namespace, config: Any, result: Any, backbone: Any) -> str:
+    from dltl_core.checkpoint import make_checkpoint, save
+    from dltl_core.features import train_image_size
+
+    net = _network(result, backbone)
+    _, crop = train_image_size(result.data_config, result.image_size)
+    inputs = {"kind": "photo", "data_config": dict(result.data_config), "image_size": result.image_size,
+              "crop": crop}
+    metrics = {k: getattr(result, k) for k in ("val_accuracy", "test_accuracy", "n_train", "n_val", "seconds")}
+    settings = {k: v for k, v in config.__dict__.items() if k != "feature_map"}
+    ck = make_checkpoint(net, architecture={"name": result.backbone, "kwargs": {"num_classes": len(result.species)}},
+                         classes=result.species, inputs=inputs, config=settings, metrics=metrics, task="transfer")
+    return str(save(ck, args.save))
 
 
 def format_text(result: dict[str, Any]) -> str:
