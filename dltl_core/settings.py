@@ -141,7 +141,7 @@ def _num(value: Any) -> float | None:
 
 def problem(name: str, s: Setting, value: Any, kind: type) -> str | None:
     """The message for one field value against its declaration, or None when it is fine."""
-    what = s.label
+    what = "the " + (s.noun or s.label[:1].lower() + s.label[1:])
     if kind is bool:
         return None if isinstance(value, bool) else f"{what} must be true or false, got {value!r}"
     if kind in (int, float):
@@ -151,7 +151,7 @@ def problem(name: str, s: Setting, value: Any, kind: type) -> str | None:
         if kind is int and x != int(x):
             return f"{what} must be a whole number, got {value!r}"
         if s.positive and x <= (s.lo or 0.0):
-            return f"the {s.noun or what} must be a positive number, got {value:g}"
+            return f"{what} must be a positive number, got {value:g}"
         if s.lo is not None and s.hi is not None and not s.lo <= x <= s.hi:
             return f"{what} must be between {s.lo:g} and {s.hi:g}, got {value:g}"
         if s.lo is not None and x < s.lo:

@@ -137,5 +137,5 @@ class UrlState:
     def report(self) -> None:
         """Show what was wrong with the URL: one warning per bad parameter, once."""
         for problem in dict.fromkeys(self.problems):  # each message once, in order
-            st.warning(f"Ignored in the link: {problem}", icon="⚠️")
+            st.warning(f"Setting ignored in the link: {problem}", icon="⚠️")
         self.problems = []

@@ -1,7 +1,5 @@
 """Learning rate: too small, good, too large, divergent; schedules; an LR range test."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -11,11 +9,11 @@ from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedu
     lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
-from dltl_core.settings import like, setting
 from dltl_core.surfaces import create_surface
 from dltl_ui import gd_charts as gc
 from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
+from dltl_ui.views import LrView
 
 ui.page_setup("Learning rate", "🎚️")
 st.title("Learning rate")
@@ -33,22 +31,6 @@ finds a good $\eta$ for a real network in one pass.
 SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
 SCHED_KEYS = list(SCHEDULES)
 SCHED_COLORS = ("#333333", "#d62728", "#1f4eb4", "#ff9f1c", "#2ca02c", "#9467bd")
-
-
-@dataclass(frozen=True)
-class LrView:
-    """The /lr page's settings, declared once (widgets, URL ``?surface=&opt=&steps=...``, bounds)."""
-
-    surface: str = like(DescentConfig, "surface", "bowl")
-    opt: str = like(DescentConfig, "optimizer", "sgd", label="Optimizer")
-    steps: int = like(DescentConfig, "steps", 100, lo=0, hi=1000, step=10)
-    lr: float = like(DescentConfig, "lr", 0.15, label="base η", step=0.01,
-                     help="The peak learning rate each schedule scales.")
-    noise: float = like(DescentConfig, "noise", 2.0, step=0.1,
-                        help="Noise on every gradient, as with mini-batches: a constant η keeps bouncing in it.")
-    scheds: tuple = setting(tuple(SCHED_KEYS), label="Schedules", choices=SCHED_KEYS, labels=SCHEDULES)
-    rt_opt: str = like(DescentConfig, "optimizer", "momentum", label="Optimizer ")
-    bs: int = setting(8, label="batch size", lo=4, hi=256, ticks=(4, 8, 16, 32, 64, 128, 256))
 
 
 url = ui.UrlState()

@@ -6,7 +6,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.lessons.softmax import confidence_sweep, losses_of_probs, softmax_losses
+from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
+from dltl_ui.views import LossView
 
 ui.page_setup("Loss & softmax", "🎯")
 st.title("Loss & softmax")
@@ -21,31 +23,21 @@ the gradient $\partial L / \partial z$: for cross-entropy it is simply $p - t$.
 """
 )
 
-MAX_K = 6
 LOSS_COLORS = alt.Scale(domain=["cross-entropy", "MSE"], range=["#e4572e", "#2ca02c"])
-url = ui.UrlState()
 ss = st.session_state
-DEFAULT_LOGITS = [2.0, 1.0, 0.1, -1.0, 0.5, -0.5]
-if "ls_k" not in ss:
-    ss["ls_k"] = url.int("k", 3, 2, MAX_K)
-for i in range(MAX_K):
-    if f"ls_z{i}" not in ss:
-        ss[f"ls_z{i}"] = url.float(f"z{i}", DEFAULT_LOGITS[i], -8.0, 8.0)
-if "ls_target" not in ss:
-    ss["ls_target"] = url.int("target", 0, 0, MAX_K - 1)
-if "ls_T" not in ss:
-    ss["ls_T"] = url.float("T", 1.0, 0.1, 5.0)
+view = Binder(LossView, prefix="ls")
+view.load()
 
 left, right = st.columns([1, 2])
 with left:
-    k = st.slider("Number of classes", 2, MAX_K, key="ls_k")
+    k = view.widget("k")
     if ss["ls_target"] >= k:
         ss["ls_target"] = 0
-    target = st.radio("True class (one-hot target)", list(range(k)), key="ls_target", horizontal=True)
-    temperature = st.slider("Temperature T", 0.1, 5.0, step=0.1, key="ls_T")
-    logits = [st.slider(f"Logit z{i}", -8.0, 8.0, step=0.1, key=f"ls_z{i}") for i in range(k)]
-url.sync(k=k, target=target, T=temperature, **{f"z{i}": float(ss[f"ls_z{i}"]) for i in range(k)})
-url.report()
+    target = st.radio(view.settings["target"].label, list(range(k)), key="ls_target", horizontal=True)
+    temperature = view.widget("T")
+    logits = [view.widget(f"z{i}") for i in range(k)]
+view.sync(["k", "target", "T", *[f"z{i}" for i in range(k)]])
+view.report()
 
 with right, ui.guard("the softmax"):
     out = softmax_losses(logits, target, temperature)

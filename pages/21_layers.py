@@ -5,7 +5,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.lessons.layers import LayersResult, compare_layers, param_table
+from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
+from dltl_ui.views import LayersView
 
 ui.page_setup("Layers", "🧱")
 st.title("Layers")
@@ -18,19 +20,11 @@ does not depend on the image's. Without $h$, stacked layers collapse into a sing
 """
 )
 
-url = ui.UrlState()
-ss = st.session_state
-if "ly_channels" not in ss:
-    ss["ly_channels"] = url.int("channels", 16, 1, 128)
-if "ly_epochs" not in ss:
-    ss["ly_epochs"] = url.int("epochs", 10, 1, 40)
-if "ly_digit" not in ss:
-    ss["ly_digit"] = url.int("digit", 3, 0, 9)
-if "ly_seed" not in ss:
-    ss["ly_seed"] = url.int("seed", 0, 0, 999)
+view = Binder(LayersView, prefix="ly")
+view.load()
 
 st.subheader("How many weights?")
-channels = st.slider("Output channels of the convolution (3×3 kernel)", 1, 128, key="ly_channels")
+channels = view.widget("channels")
 with ui.guard("the parameter count"):
     table = param_table(out_channels=channels)
     long = table.melt(id_vars=["input"], value_vars=["fully connected", "convolutional"], var_name="layer",
@@ -53,10 +47,10 @@ with ui.guard("the parameter count"):
 
 st.subheader("The same training budget")
 c1, c2 = st.columns(2)
-epochs = c1.slider("Epochs for every model", 1, 40, key="ly_epochs")
-seed = c2.number_input("Seed", 0, 999, key="ly_seed")
-url.sync(channels=channels, epochs=epochs, digit=ss["ly_digit"], seed=seed)
-url.report()
+epochs = view.widget("epochs", where=c1)
+seed = view.widget("seed", where=c2)
+view.sync()
+view.report()
 
 
 @st.cache_data(max_entries=16, show_spinner="Training four models on the digits…")
@@ -88,7 +82,7 @@ with ui.guard("the comparison"):
         f"exactly the deep network's **{res.linear_acc:.1%}**.")
 
     st.subheader("Inside the trained CNN")
-    digit = st.slider("Digit to look at", 0, 9, key="ly_digit")
+    digit = view.widget("digit")
     f1, f2 = st.columns([1, 2])
     with f1:
         img = res.images[res.images.digit == digit]

@@ -6,7 +6,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.lessons.batches import batch_size_sweep, epoch_step_counts, gradient_spread
+from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
+from dltl_ui.views import BATCHES_N_TRAIN, BatchesView
 
 ui.page_setup("Mini-batches", "📦")
 st.title("Mini-batches")
@@ -20,24 +22,15 @@ machine.
 """
 )
 
-N_TRAIN = 1438
-OPTIONS = [1, 4, 8, 16, 32, 64, 128, 256, 512, N_TRAIN]
-url = ui.UrlState()
-ss = st.session_state
-if "mb_sizes" not in ss:
-    ss["mb_sizes"] = [int(s) for s in url.choices("sizes", ["8", "32", "128", "512"], [str(o) for o in OPTIONS])]
-if "mb_extra" not in ss:
-    ss["mb_extra"] = url.int("extra", 0, 0, 100_000)
-if "mb_epochs" not in ss:
-    ss["mb_epochs"] = url.int("epochs", 5, 1, 30)
-
+N_TRAIN = BATCHES_N_TRAIN
+view = Binder(BatchesView, prefix="mb")
+view.load()
 c1, c2, c3 = st.columns([3, 1, 1])
-sizes = c1.multiselect("Batch sizes", OPTIONS, key="mb_sizes",
-                       format_func=lambda b: f"{b} (full batch)" if b == N_TRAIN else str(b))
-extra = c2.number_input("Another size (0 = none)", 0, 100_000, key="mb_extra")
-epochs = c3.slider("Epochs", 1, 30, key="mb_epochs")
-url.sync(sizes=sorted(sizes), extra=extra, epochs=epochs)
-url.report()
+sizes = view.widget("sizes", where=c1)
+extra = view.widget("extra", where=c2)
+epochs = view.widget("epochs", where=c3)
+view.sync()
+view.report()
 batch_sizes = tuple(sorted(set(sizes) | ({int(extra)} if extra else set())))
 
 st.subheader("Epochs vs steps")

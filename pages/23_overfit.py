@@ -6,8 +6,11 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.lessons.overfit import DATA_CHOICES, KNOBS, POOL_2D, PRESETS, VAL_2D, OverfitConfig, run_overfit
+from dltl_core.lessons.overfit import (DECAYS, DEFAULT_TRAIN_SIZE, KNOBS, PRESETS, VAL_2D, WIDTHS, OverfitConfig,
+                                      pool_size, run_overfit)
 from dltl_ui import train_charts as tc
+from dltl_ui.binder import Binder
+from dltl_ui.views import CompareView
 
 ui.page_setup("Overfitting", "📈")
 st.title("Overfitting and generalization")
@@ -26,52 +29,31 @@ dropout switched on), so with dropout the training loss can sit *above* the vali
 """
 )
 
-D = OverfitConfig()
-WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256, 512]
-DECAYS = [0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0]
-LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
-DIGITS_POOL = 1438  # 80 % of the 1,797 digits
 FIELDS = ("data", "noise", "label_noise", "train_size", "depth", "width", "dropout", "weight_decay", "batchnorm",
           "early_stopping", "patience", "epochs", "lr", "seed")
-
-url = ui.UrlState()
 ss = st.session_state
-
-
-def _init(name: str, value) -> None:
-    if f"of_{name}" not in ss:
-        ss[f"of_{name}"] = value
-
-
-def _nearest(options: list, value: float):
-    return min(options, key=lambda o: abs(math.log10(o + 1e-6) - math.log10(value + 1e-6)))
-
-
-_init("data", url.choice("data", D.data, list(DATA_CHOICES)))
-_init("noise", url.float("noise", D.noise, 0.0, 1.0))
-_init("label_noise", url.float("label_noise", D.label_noise, 0.0, 0.5))
-_init("train_size", url.int("train_size", D.train_size, 10, DIGITS_POOL))
-_init("depth", url.int("depth", D.depth, 0, 5))
-_init("width", _nearest(WIDTHS, url.int("width", D.width, 2, 512)))
-_init("dropout", url.float("dropout", D.dropout, 0.0, 0.7))
-_init("weight_decay", _nearest(DECAYS, url.float("weight_decay", D.weight_decay, 0.0, 1.0)))
-_init("batchnorm", url.bool("batchnorm", D.batchnorm))
-_init("early_stopping", url.bool("early_stopping", D.early_stopping))
-_init("patience", url.int("patience", D.patience, 1, 100))
-_init("epochs", url.int("epochs", D.epochs, 1, 500))
-_init("lr", _nearest(LRS, url.float("lr", D.lr, 1e-4, 3.0)))
-_init("seed", url.int("seed", D.seed, 0, 999))
-_init("compare", url.bool("compare", False))
-_init("knob", url.choice("knob", "dropout", list(KNOBS)))
+url = ui.UrlState()
+knobs = Binder(OverfitConfig, prefix="of", fields=FIELDS, url=url)
+view = Binder(CompareView, prefix="of", url=url)
+knobs.load()
+view.load()
 
 
 def _apply_preset(name: str) -> None:
     cfg = PRESETS[name]
     for f in FIELDS:
-        value = getattr(cfg, f)
-        ss[f"of_{f}"] = _nearest(WIDTHS if f == "width" else DECAYS if f == "weight_decay" else LRS, value) \
-            if f in ("width", "weight_decay", "lr") else value
+        ss[knobs.key(f)] = getattr(cfg, f)
     ss.pop("overfit__stopped", None)
+
+
+def _on_data_change() -> None:
+    # Each data set keeps its own training-set size (switching to digits and back restores 80).
+    prev = ss.get("of__data_prev", OverfitConfig.data)
+    ss[f"of__n_{prev}"] = ss["of_train_size"]
+    new = ss["of_data"]
+    ss["of_train_size"] = min(ss.get(f"of__n_{new}", DEFAULT_TRAIN_SIZE.get(new, OverfitConfig.train_size)),
+                              pool_size(new))
+    ss["of__data_prev"] = new
 
 
 st.markdown("**The lecture's three regimes** on the same data (noisy moons, 80 training points):")
@@ -84,39 +66,33 @@ with st.container(border=True):
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Data**")
-        data = st.selectbox("Data set", list(DATA_CHOICES), format_func=DATA_CHOICES.get, key="of_data")
+        data = knobs.widget("data", on_change=_on_data_change)
+        ss["of__data_prev"] = data
         is_2d = data != "digits"
-        pool = POOL_2D - VAL_2D if is_2d else DIGITS_POOL
-        if ss["of_train_size"] > pool:
-            ss["of_train_size"] = pool
-        train_size = st.slider("Training-set size", 10, pool, key="of_train_size",
-                               help=f"The validation set stays the same ({VAL_2D if is_2d else 359} samples).")
-        noise = st.slider("Point noise", 0.0, 1.0, step=0.05, key="of_noise", disabled=not is_2d,
-                          help="Jitter of the 2-D points.")
-        label_noise = st.slider("Label noise (training)", 0.0, 0.5, step=0.05, key="of_label_noise",
-                                help="Share of training labels replaced by a wrong class.")
+        knobs.widget("train_size", hi=pool_size(data),
+                     help=f"The validation set stays the same ({VAL_2D if is_2d else 359} samples).")
+        knobs.widget("noise", disabled=not is_2d)
+        knobs.widget("label_noise")
     with c2:
         st.markdown("**Model capacity**")
-        depth = st.slider("Hidden layers", 0, 5, key="of_depth", help="0 = a linear classifier.")
-        width = st.select_slider("Units per layer", WIDTHS, key="of_width")
-        dropout = st.slider("Dropout", 0.0, 0.7, step=0.05, key="of_dropout")
-        batchnorm = st.checkbox("Batch norm", key="of_batchnorm")
+        for f in ("depth", "width", "dropout", "batchnorm"):
+            knobs.widget(f)
     with c3:
         st.markdown("**Training**")
-        epochs = st.slider("Epochs", 1, 500, key="of_epochs")
-        lr = st.select_slider("Learning rate (AdamW)", LRS, key="of_lr", format_func=lambda v: f"{v:g}")
-        weight_decay = st.select_slider("Weight decay", DECAYS, key="of_weight_decay", format_func=lambda v: f"{v:g}")
+        knobs.widget("epochs")
+        knobs.widget("lr")
+        knobs.widget("weight_decay")
         e1, e2 = st.columns(2)
-        early = e1.checkbox("Early stopping", key="of_early_stopping")
-        patience = e2.number_input("Patience", 1, 100, key="of_patience", disabled=not early)
-        seed = st.number_input("Seed", 0, 999, key="of_seed")
+        early = knobs.widget("early_stopping", where=e1)
+        knobs.widget("patience", where=e2, disabled=not early)
+        knobs.widget("seed")
 
-cfg = OverfitConfig(data=data, noise=float(noise), label_noise=float(label_noise), train_size=int(train_size),
-                    depth=int(depth), width=int(width), dropout=float(dropout), weight_decay=float(weight_decay),
-                    batchnorm=bool(batchnorm), early_stopping=bool(early), patience=int(patience),
-                    epochs=int(epochs), lr=float(lr), seed=int(seed))
-url.sync(**{f: getattr(cfg, f) for f in FIELDS}, compare=ss["of_compare"], knob=ss["of_knob"])
+cfg = knobs.build()
+knobs.sync()
+view.sync(["compare", "knob"])
 url.report()
+if cfg is None:
+    st.stop()
 
 
 def show_run(res, partial, namespace: str, compact: bool = False) -> None:
@@ -164,10 +140,10 @@ with ui.guard("the training run"):
 st.divider()
 st.subheader("Compare two runs")
 ui.explain("Change **one** knob, keep everything else (and the seed) the same: what did it change?")
-compare = st.toggle("Train a second run that differs in one knob", key="of_compare")
+compare = view.widget("compare")
 if compare:
     k1, k2 = st.columns(2)
-    knob = k1.selectbox("Knob", list(KNOBS), format_func=KNOBS.get, key="of_knob")
+    knob = view.widget("knob", where=k1)
     current = getattr(cfg, knob)
     with k2:
         if knob == "dropout":
@@ -178,7 +154,7 @@ if compare:
         elif knob in ("batchnorm", "early_stopping"):
             value = st.checkbox(f"{KNOBS[knob]} in run B", not current, key=f"of_b_{knob}")
         elif knob == "train_size":
-            pool = POOL_2D - VAL_2D if cfg.data != "digits" else DIGITS_POOL
+            pool = pool_size(cfg.data)
             value = st.slider("Training-set size in run B", 10, pool, min(pool, current * 4), key="of_b_n")
         elif knob == "width":
             value = st.select_slider("Width in run B", WIDTHS, 16 if current > 16 else 256, key="of_b_width")

@@ -18,11 +18,23 @@ import torch
 
 from dltl_core.data import SYNTHETIC, load_dataset, train_val_split
 from dltl_core.models import count_parameters, create_model
+from dltl_core.settings import check, setting
 from dltl_core.train import Callback, FitResult, TrainConfig, fit, predict
 
 DATA_CHOICES: dict[str, str] = {**SYNTHETIC, "digits": "Digits (8x8)"}
 POOL_2D = 1000  # points drawn for a 2-D set: 400 validation, up to 600 for training
 VAL_2D = 400
+DIGITS_POOL = 1438  # 80 % of the 1,797 digits
+WIDTHS = (2, 4, 8, 16, 32, 64, 128, 256, 512)
+DECAYS = (0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0)
+LRS = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+# A sensible training-set size per data set (switching data sets restores each one's own).
+DEFAULT_TRAIN_SIZE = {"digits": 300}
+
+
+def pool_size(data: str) -> int:
+    """Training samples a data set's pool holds (the validation set is fixed)."""
+    return DIGITS_POOL if data == "digits" else POOL_2D - VAL_2D
 
 
 @dataclass(frozen=True)
@@ -47,21 +59,29 @@ class OverfitConfig:
         seed: data, split, initial weights, batch order, dropout.
     """
 
-    data: str = "moons"
-    noise: float = 0.3
-    label_noise: float = 0.0
-    train_size: int = 80
-    depth: int = 2
-    width: int = 32
-    dropout: float = 0.0
-    weight_decay: float = 0.0
-    batchnorm: bool = False
-    early_stopping: bool = False
-    patience: int = 20
-    epochs: int = 150
-    lr: float = 0.01
-    batch_size: int = 32
-    seed: int = 0
+    data: str = setting("moons", label="Data set", noun="data set", choices=lambda: list(DATA_CHOICES),
+                        labels=DATA_CHOICES)
+    noise: float = setting(0.3, label="Point noise", lo=0.0, hi=1.0, step=0.05, help="Jitter of the 2-D points.")
+    label_noise: float = setting(0.0, label="Label noise (training)", lo=0.0, hi=0.5, step=0.05,
+                                 help="Share of training labels replaced by a wrong class.")
+    train_size: int = setting(80, label="Training-set size", lo=1, hi=DIGITS_POOL, ui_lo=10)
+    depth: int = setting(2, label="Hidden layers", lo=0, hi=5, help="0 = a linear classifier.")
+    width: int = setting(32, label="Units per layer", lo=1, hi=4096, ticks=WIDTHS)
+    dropout: float = setting(0.0, label="Dropout", lo=0.0, hi=0.9, ui_hi=0.7, step=0.05)
+    weight_decay: float = setting(0.0, label="Weight decay", lo=0.0, hi=10.0, ticks=DECAYS)
+    batchnorm: bool = setting(False, label="Batch norm", widget="checkbox")
+    early_stopping: bool = setting(False, label="Early stopping", widget="checkbox")
+    patience: int = setting(20, label="Patience", lo=1, hi=1000, ui_hi=100, widget="number")
+    epochs: int = setting(150, label="Epochs", lo=1, hi=5000, ui_hi=500)
+    lr: float = setting(0.01, label="Learning rate (AdamW)", noun="learning rate", lo=0.0, positive=True,
+                        ticks=LRS)
+    batch_size: int = setting(32, label="batch size", lo=1, hi=4096, url_state=False)
+    seed: int = setting(0, label="Seed", lo=0, hi=2**31 - 1, ui_hi=999, widget="number")
+
+    def __post_init__(self) -> None:
+        check(self, lambda c: {"train_size": f"the training-set size must be between 1 and {pool_size(c.data)} "
+                                             f"for {DATA_CHOICES[c.data]}, got {c.train_size}"}
+              if c.train_size > pool_size(c.data) else None)
 
     def replace(self, **changes) -> "OverfitConfig":
         """A copy with some knobs changed."""
@@ -130,8 +150,6 @@ def make_data(cfg: OverfitConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tu
     Raises:
         ValueError: unknown data set or a training size outside what the pool holds.
     """
-    if cfg.data not in DATA_CHOICES:
-        raise ValueError(f"unknown data set {cfg.data!r}; choose from {', '.join(DATA_CHOICES)}")
     if cfg.data in SYNTHETIC:
         ds = load_dataset(cfg.data, n=POOL_2D, noise=cfg.noise, seed=cfg.seed)
         val_fraction = VAL_2D / POOL_2D
@@ -139,9 +157,7 @@ def make_data(cfg: OverfitConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tu
         ds = load_dataset(cfg.data)
         val_fraction = 0.2
     tr, va = train_val_split(len(ds.y), val_fraction, seed=cfg.seed)
-    if not 1 <= cfg.train_size <= len(tr):
-        raise ValueError(f"the training-set size must be between 1 and {len(tr)}, got {cfg.train_size}")
-    tr = tr[: cfg.train_size]
+    tr = tr[: cfg.train_size]  # the config checked the size against the pool
     x_tr, y_tr = ds.x[tr], ds.y[tr].clone()
     if cfg.label_noise > 0:  # noise in the training labels only: validation measures the truth
         g = torch.Generator().manual_seed(cfg.seed + 1)
