@@ -129,7 +129,11 @@ def build_model(checkpoint: dict[str, Any]) -> nn.Module:
     arch = checkpoint["architecture"]
     kwargs = dict(arch.get("kwargs", {}))
     try:
-        if checkpoint["task"] == "train":
+        if checkpoint["task"] == "train" and arch.get("family") == "arch":
+            from dltl_core.archs import create_arch  # a CIFAR architecture of search --fixed
+
+            model = create_arch(arch["name"], **kwargs)
+        elif checkpoint["task"] == "train":
             from dltl_core.models import create_model
 
             for key, value in kwargs.items():  # JSON-like lists back to the tuples the models take

@@ -83,6 +83,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_progress_bar_goes_to_stderr_and_json_stays_one_object():
     out = _cli("train", "--data", "digits", "--epochs", "3", "--progress", "--json")
     assert out.returncode == 0, out.stderr
@@ -91,11 +92,13 @@ def test_progress_bar_goes_to_stderr_and_json_stays_one_object():
     assert "epoch 3/3" in out.stderr and "img/s" in out.stderr and "100%" in out.stderr
 
 
+@pytest.mark.slow
 def test_no_bar_without_a_terminal_or_with_quiet():
     assert "img/s" not in _cli("train", "--data", "digits", "--epochs", "2", "--json").stderr
     assert "img/s" not in _cli("train", "--data", "digits", "--epochs", "2", "--progress", "--quiet").stderr
 
 
+@pytest.mark.slow
 def test_bar_is_drawn_on_a_terminal():
     """Under a pseudo-terminal (as a person runs it), the bar appears without --progress."""
     pty = pytest.importorskip("pty")

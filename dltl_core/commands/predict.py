@@ -94,6 +94,10 @@ def _model_inputs(ck: dict[str, Any], items: list[tuple[str, int]]) -> tuple[Any
             raise ValueError(f"predict reads image models; this one was trained on {inputs.get('kind')!r} "
                              "(save a model trained with --data folder)")
         x, ok, bad = _decode_images(items, inputs)
+        if inputs.get("scale") == "cifar":  # search --fixed networks: CIFAR mean/std normalisation
+            from dltl_core.data.cifar import normalize_batch
+
+            return x, ok, bad, normalize_batch
         return x, ok, bad, None
     from dltl_core.features import load_image_tensors, make_batch_transform
 

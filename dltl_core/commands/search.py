@@ -13,8 +13,9 @@ from dataclasses import fields
 from typing import Any
 
 from dltl_core.archs import ARCHS
+from dltl_core.commands import _search_extras as extras
 from dltl_core.commands._common import check_range, writable_file
-from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_fixed, run_search, space_from_args
+from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_search, space_from_args
 from dltl_core.storage import open_storage
 from dltl_core.train import TrainConfig
 
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed", nargs="?", const="", default=None, metavar="KEY=VALUE,...",
                         help="no search: train each --arch at each --widths once with this TrainConfig "
                              "(e.g. 'optimizer=momentum,lr=0.05,schedule=onecycle,batch_size=64')")
+    extras.add_arguments(parser)  # --save, --tensorboard
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -62,6 +64,7 @@ def _check_args(args: argparse.Namespace) -> None:
     check_range("--label-smoothing", args.label_smoothing, 0, 1, high_open=True)
     check_range("--timeout", args.timeout, 0, low_open=True)
     writable_file("--results", args.results)
+    extras.check_args(args)
     if args.fixed is None:
         open_storage(args.storage, timeout=5)  # a bad URL or an unreachable server: ValueError in seconds
 
@@ -93,16 +96,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         archs = list(ARCHS) if args.arch == "all" else [a.strip() for a in args.arch.split(",") if a.strip()]
         config = _fixed_config(args.fixed, args.epochs, args.label_smoothing, args.seed)
         widths = space.widths if args.widths else (1.0,)
-        records = run_fixed(archs, widths, config, data, results=args.results)
+        records = extras.run_fixed_cli(args, archs, widths, config, data)  # run_fixed + bars, --save
         return {"mode": "fixed", "config": config.as_dict(), "results": args.results,
                 "runs": [{"arch": r.arch, "width": r.width, "val_acc": r.val_acc, "params": r.params,
-                          "flops": r.flops, "wall_seconds": r.wall_seconds, "state": r.state}
+                          "flops": r.flops, "wall_seconds": r.wall_seconds, "state": r.state,
+                          "saved": getattr(r, "saved", None)}
                          for r in records]}
     cfg = SearchConfig(arch=args.arch, trials=args.trials, storage=args.storage, study_name=args.study,
                        data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
                        sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,
                        timeout=args.timeout)
-    return {"mode": "search", **run_search(cfg)}
+    bar, on_trial = extras.trial_bar(args, args.trials)
+    try:
+        out = run_search(cfg, on_trial=on_trial)
+    finally:
+        bar.close()
+    if args.tensorboard:
+        extras.log_study(args, cfg.storage, cfg.name)
+    return {"mode": "search", **out}
 
 
 def format_text(result: dict[str, Any]) -> str:
