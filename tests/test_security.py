@@ -278,3 +278,200 @@ def test_default_roots_and_operator_storage(monkeypatch, tmp_path):
     monkeypatch.setenv("DLTL_STORAGE", "postgresql://u@db/dltl")
     assert paths.operator_storage(secrets) == paths.OperatorStorage(
         "postgresql://u@db/dltl", (Path("/r/1.json"), Path("/r/2.json")))
+
+
+# ----------------------------------------------------------------------------- uploads
+
+def _zeros_zip(mb: int) -> bytes:
+    """The review's zip bomb: one member of ``mb`` MiB of zeros (about 1 MB compressed per GiB)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("Robin/zeros.bmp", "w", force_zip64=True) as out:
+            block = bytes(2**20)
+            for _ in range(mb):
+                out.write(block)
+    return buf.getvalue()
+
+
+def _photo_zip(birds_dir: Path, species: int = 2, per: int = 3) -> bytes:
+    import io
+    import zipfile
+
+    from dltl_core import birds
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in birds.list_species(birds_dir)[:species]:
+            for f in sorted((birds_dir / name).iterdir())[:per]:
+                zf.write(f, f"{name}/{f.name}")
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    """Finding: "a 1 MB zip of zeros wrote 1 GiB to disk"."""
+    from dltl_core.birds import upload
+
+    bomb = _zeros_zip(1024)
+    assert len(bomb) < 2 * 2**20
+    area = tmp_path / "area"
+    with pytest.raises(ValueError, match="unpacks to more than"):
+        upload.unpack_species_zip(bomb, dest_root=area)
+    # Under the size limit, the expansion ratio alone refuses it.
+    small_bomb = _zeros_zip(64)
+    with pytest.raises(ValueError, match="zip bomb"):
+        upload.unpack_species_zip(small_bomb, dest_root=area)
+    assert upload.area_bytes(tmp_path) == 0 and not any(tmp_path.rglob("*.bmp"))
+
+
+def test_session_quota_and_lying_sizes(tmp_path, birds_dir):
+    import zipfile
+
+    from dltl_core.birds import upload
+
+    blob = _photo_zip(birds_dir)
+    area = tmp_path / "area"
+    first = upload.unpack_species_zip(blob, dest_root=area, quota=10 * 2**20)
+    used = upload.area_bytes(area)
+    assert used > 0 and first.root.parent == area.resolve()
+    other = _photo_zip(birds_dir, species=3)
+    with pytest.raises(ValueError, match="upload space"):
+        upload.unpack_species_zip(other, dest_root=area, quota=used + 1000)
+    assert upload.area_bytes(area) == used
+    # A member whose content is longer than the size its headers declare is never written past it.
+    import io
+    import struct
+
+    jpeg = next(first.root.rglob("*.jpg")).read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("A/1.jpg", jpeg)
+        zf.writestr("B/1.jpg", jpeg)
+    raw = bytearray(buf.getvalue())
+    for sig, off in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local and central headers
+        pos = raw.find(sig)
+        raw[pos + off:pos + off + 4] = struct.pack("<I", 100)
+    out = upload.unpack_species_zip(bytes(raw), dest_root=tmp_path / "lying")
+    assert [p.relative_to(out.root).as_posix() for p in out.root.rglob("*.jpg")] == ["B/1.jpg"]
+    assert dict(out.skipped)["A/1.jpg"].startswith("damaged in the zip")
+
+
+def test_concurrent_same_zip_uploads_all_succeed(tmp_path, birds_dir, monkeypatch):
+    """Finding: "the same zip uploaded by 3 browsers at once: 2 of the 3 got OSError"."""
+    from dltl_core.birds import upload
+
+    monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path / "cache"))
+    blob = _photo_zip(birds_dir)
+    areas = [upload.session_area(f"session-token-{i:04d}") for i in range(3)]
+    results, errors = [], []
+
+    def unpack(area: Path) -> None:
+        try:
+            results.append(upload.unpack_species_zip(blob, dest_root=area, quota=upload.session_quota()))
+        except Exception as err:  # noqa: BLE001 - the test reports any error
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=unpack, args=(a,)) for a in areas + areas]  # 3 sessions, twice each
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 6
+    roots = {r.root for r in results}
+    assert len(roots) == 3 and {r.parent for r in roots} == {a.resolve() for a in areas}
+    assert not [p for a in areas for p in a.iterdir() if p.name.startswith(".unzip-")]
+
+
+def test_upload_areas_are_swept_when_sessions_end(tmp_path, monkeypatch):
+    from dltl_core.birds import upload
+
+    monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path / "cache"))
+    alive, gone, idle = (upload.session_area(f"{n}-token-0123456789") for n in ("alive", "gone", "idle"))
+    old = time.time() - 7200
+    os.utime(idle / ".alive", (old, old))
+    removed = upload.sweep_uploads(ttl=3600, ended=lambda token: token.startswith("gone"))
+    assert sorted(removed) == ["gone-token-0123456789", "idle-token-0123456789"]
+    assert alive.is_dir() and not gone.exists() and not idle.exists()
+    with pytest.raises(ValueError, match="token"):
+        upload.session_area("../../etc")
+
+
+# ----------------------------------------------------------------------------- shared work
+
+def test_four_visitors_clicking_download_start_one_download(tmp_path, monkeypatch, birds_dir):
+    """Finding: "4 visitors clicking the CUB download started 4 full downloads", one FileNotFoundError."""
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+
+    from dltl_core.birds import cub
+
+    monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path / "cache"))
+    jpeg = next((birds_dir / sorted(os.listdir(birds_dir))[0]).iterdir()).read_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ("001.A/a.jpg", "002.B/b.jpg"):
+            info = tarfile.TarInfo(f"CUB_200_2011/images/{name}")
+            info.size = len(jpeg)
+            tar.addfile(info, io.BytesIO(jpeg))
+    blob, gets = buf.getvalue(), []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            gets.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            for i in range(0, len(blob), 4096):  # slow enough for the visitors to overlap
+                self.wfile.write(blob[i:i + 4096])
+                time.sleep(0.01)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cub.tgz"
+    roots, errors, waited = [], [], []
+
+    def visitor() -> None:
+        try:
+            roots.append(cub.download_cub(tmp_path / "cub", url=url, size=len(blob),
+                                          md5=hashlib.md5(blob).hexdigest(), on_wait=waited.append))
+        except Exception as err:  # noqa: BLE001
+            errors.append(repr(err))
+
+    try:
+        threads = [threading.Thread(target=visitor) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        server.shutdown()
+    assert errors == [] and len(roots) == 4 and len(set(roots)) == 1
+    assert len(gets) == 1, f"{len(gets)} downloads started"
+    assert waited, "the other visitors waited for the first download"
+
+
+def test_cache_is_evicted_by_size_least_recently_used_first(tmp_path, monkeypatch):
+    """Finding: "its 390 MB image cache per configuration is never evicted"."""
+    from dltl_core import cache
+
+    monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DLTL_CACHE_MAX_MB", "1.5")  # room for 3 entries of 400 kB
+    paths = [cache.cache_dir() / "images" / f"{i}.pt" for i in range(4)]
+    kept = cache.cache_dir() / "weights" / "w.pt"  # weights are never evicted
+    cache.save_tensors(kept, {"x": torch.zeros(500_000)})  # 2 MB alone, over the cap
+    for i, p in enumerate(paths[:3]):
+        cache.save_tensors(p, {"x": torch.zeros(100_000)})  # 400 kB each
+        os.utime(p, (1000 + i, 1000 + i))
+    assert cache.load_tensors(paths[0]) is not None  # a read makes 0 the most recently used
+    cache.save_tensors(paths[3], {"x": torch.zeros(100_000)})
+    left = {p.name for p in (cache.cache_dir() / "images").glob("*.pt")}
+    assert left == {"0.pt", "2.pt", "3.pt"} and kept.exists()
+    assert cache.load_tensors(paths[1]) is None  # an evicted entry is a plain cache miss

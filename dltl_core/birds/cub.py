@@ -6,6 +6,9 @@ place, then extracted with tarfile's ``data`` filter (no absolute paths, no
 ``..``, no links out of the folder) into a temporary folder that is renamed
 when complete. The result is an ImageFolder root (``images/NNN.Species_Name``)
 for the same species picker as any other bird folder.
+
+Several visitors clicking *Download* at once start one download: the others wait on
+a per-folder lock (``cache.single_flight``) and then find the extracted folder.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from dltl_core.cache import cache_dir
+from dltl_core.cache import cache_dir, config_key, single_flight
 
 CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
 CUB_SIZE = 1_150_585_339
@@ -90,7 +93,8 @@ def _extract(archive: Path, dest: Path) -> None:
 
 def download_cub(root: Path | None = None, *, url: str = CUB_URL, size: int = CUB_SIZE,
                  md5: str = CUB_MD5, timeout: float = 10.0,
-                 progress: ProgressFn | None = None) -> Path:
+                 progress: ProgressFn | None = None,
+                 on_wait: Callable[[float], None] | None = None, wait_timeout: float = 3600.0) -> Path:
     """Download and extract CUB-200-2011 into the cache (once); return its species-folder root.
 
     Args:
@@ -98,15 +102,29 @@ def download_cub(root: Path | None = None, *, url: str = CUB_URL, size: int = CU
         url, size, md5: the archive and its published checks.
         timeout: seconds to wait for the server to answer (a short one: offline fails fast).
         progress: called with (bytes done, bytes total) while downloading.
+        on_wait: called with the seconds waited while another caller downloads the same
+            archive (this caller then uses that download).
+        wait_timeout: seconds to wait for that other caller.
 
     Raises:
         RuntimeError: offline, server error, wrong size or md5, or a bad archive; the
             message names the folder option.
     """
-    root = root or cache_dir() / "cub"
+    root = Path(root or cache_dir() / "cub")
     root.mkdir(parents=True, exist_ok=True)
     if is_downloaded(root):
         return cub_root(root)
+    try:
+        with single_flight(f"cub-{config_key(os.path.realpath(root))}", wait_timeout, on_wait):
+            if not is_downloaded(root):  # another caller may have finished while we waited
+                _fetch_and_extract(root, url, size, md5, timeout, progress)
+    except TimeoutError as err:
+        raise RuntimeError(f"another download of CUB-200-2011 is still running ({err})") from err
+    return cub_root(root)
+
+
+def _fetch_and_extract(root: Path, url: str, size: int, md5: str, timeout: float,
+                       progress: ProgressFn | None) -> None:
     archive = root / "CUB_200_2011.tgz"
     if not (archive.is_file() and archive.stat().st_size == size):
         try:
@@ -115,4 +133,3 @@ def download_cub(root: Path | None = None, *, url: str = CUB_URL, size: int = CU
             reason = getattr(err, "reason", err)
             raise RuntimeError(f"cannot download CUB-200-2011 ({reason}). {OFFLINE_HINT}") from err
     _extract(archive, root / "CUB_200_2011")
-    return cub_root(root)
