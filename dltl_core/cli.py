@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from dltl_core import commands as _commands_pkg
 from dltl_core.cache import json_safe
+from dltl_core.progress import Progress, library_bars_off
 
 
 def _discover() -> dict[str, ModuleType]:
@@ -67,10 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     module = modules[args.command]
+    quiet = not Progress.from_args(args).enabled  # --quiet or no terminal: no download bars either
     try:
         # stdout carries the result only: stray prints of libraries (e.g. a download's
         # "Downloading ...") go to stderr, so --json stays exactly one JSON object.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), library_bars_off(quiet):
             result = module.run(args)
     except (ValueError, OSError, RuntimeError) as err:
         # Bad input is reported, not dumped as a traceback.

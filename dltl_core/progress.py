@@ -17,9 +17,11 @@ written to, so ``--json`` keeps exactly one JSON object there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import IO, Any, Callable, Sequence
+import threading
+from typing import IO, Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -70,9 +72,14 @@ class Progress:
         return tqdm(total=total, desc=desc, unit=unit, file=self.stream, disable=not self.enabled,
                     mininterval=0.2, leave=True, **kw)
 
-    def phases(self, names: Sequence[str], desc: str = "") -> "PhaseBar":
-        """One bar that steps through named phases (work without a finer count)."""
-        return PhaseBar(self.bar(total=len(names), desc=desc, unit="phase"), names, desc)
+    def phases(self, names: Sequence[str], desc: str = "", tick: float | None = None) -> "PhaseBar":
+        """One bar that steps through named phases (work without a finer count).
+
+        Args:
+            tick: redraw every this many seconds, so the elapsed time moves during a long phase.
+        """
+        return PhaseBar(self.bar(total=len(names), desc=desc, unit="phase"), names, desc,
+                        tick if self.enabled else None)
 
     def fraction_fn(self, desc: str = "") -> "FractionBar":
         """A ``fn(fraction, message)`` callback (0..1) drawing one bar in per mille."""
@@ -89,11 +96,42 @@ class Progress:
         return FitProgress(self, desc)
 
 
+@contextlib.contextmanager
+def library_bars_off(off: bool = True) -> Iterator[None]:
+    """Within the block, turn off the bars other libraries draw (torchvision and Hugging
+    Face downloads); the environment is restored afterwards.
+
+    tqdm reads ``TQDM_*`` variables as defaults for options a caller leaves unset, so
+    bars created with an explicit ``disable`` (ours) are unaffected.
+    """
+    names = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")
+    before = {n: os.environ.get(n) for n in names}
+    if off:
+        os.environ.update({n: "1" for n in names})
+    try:
+        yield
+    finally:
+        for n, v in before.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
 class PhaseBar:
     """Steps a bar through named phases: ``with p.phases([...]) as ph: ph.next(); ...``."""
 
-    def __init__(self, bar: tqdm, names: Sequence[str], desc: str) -> None:
+    def __init__(self, bar: tqdm, names: Sequence[str], desc: str, tick: float | None = None) -> None:
         self.bar, self.names, self.desc, self.i = bar, list(names), desc, -1
+        self._done = threading.Event()
+        self._ticker = None
+        if tick:
+            self._ticker = threading.Thread(target=self._tick, args=(tick,), daemon=True, name="dltl-bar-tick")
+            self._ticker.start()
+
+    def _tick(self, every: float) -> None:
+        while not self._done.wait(every):
+            self.bar.refresh()
 
     def next(self) -> None:
         """Finish the current phase (if any) and show the next one's name."""
@@ -104,7 +142,10 @@ class PhaseBar:
             self.bar.set_description(f"{self.desc}: {self.names[self.i]}" if self.desc else self.names[self.i])
 
     def close(self) -> None:
-        """Fill the bar up to the phases done and close it."""
+        """Stop the ticking and close the bar."""
+        self._done.set()
+        if self._ticker is not None:
+            self._ticker.join()
         self.bar.close()
 
     def __enter__(self) -> "PhaseBar":

@@ -38,6 +38,23 @@ def save_path(path: str, arch: str, width: float, several: bool) -> Path:
     return p.with_name(f"{p.stem}-{arch}-w{width:g}{p.suffix or '.pt'}") if several else p
 
 
+def predecode(args: argparse.Namespace) -> None:
+    """Decode the CIFAR-10 folder once with a bar (the first time takes minutes); the search's
+    own ``load_data`` then reads the decoded copy from the disk cache."""
+    from dltl_core.data.cifar import default_data_dir, load_cifar10
+
+    root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    if not (root / "train").is_dir():
+        return  # torchvision's download draws its own bar
+    bar = Progress.from_args(args).count_fn("decoding CIFAR-10", unit="img")
+    try:
+        load_cifar10(root, max_per_class=args.max_per_class, progress=bar)
+    except (OSError, ValueError, RuntimeError):
+        pass  # load_data reports the same problem with its own message
+    finally:
+        bar.close()
+
+
 def run_fixed_cli(args: argparse.Namespace, archs: Sequence[str], widths: Sequence[float], config: Any,
                   data_spec: Any) -> list[Any]:
     """``search.run_fixed`` with a bar per run, and the models saved / logged as asked."""
@@ -49,6 +66,7 @@ def run_fixed_cli(args: argparse.Namespace, archs: Sequence[str], widths: Sequen
     if unknown:
         raise ValueError(f"unknown architecture {unknown[0]!r}; choose from {', '.join(ARCHS)}")
     progress = Progress.from_args(args)
+    predecode(args)
     train, val, info = load_data(data_spec)
     several = len(archs) * len(widths) > 1
     records = []

@@ -7,6 +7,7 @@ from typing import Any
 
 from dltl_core.archs import ARCHS, create_arch
 from dltl_core.profile import compare_archs, describe, layer_table, profile_arch
+from dltl_core.progress import Progress
 
 NAME = "arch"
 HELP = "Profile a CIFAR architecture: parameters, FLOPs per image, training/inference images per second."
@@ -29,8 +30,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return {"width": args.width, "archs": compare_archs(args.width)}
     if args.name not in ARCHS:
         raise ValueError(f"unknown architecture {args.name!r}; choose from {', '.join(ARCHS)}, all")
-    prof = profile_arch(args.name, args.width, measure=not args.no_measure, batch_size=args.batch_size,
-                        batches=args.batches, use_cache=not args.no_cache)
+    measure = not args.no_measure
+    what = "FLOPs and throughput (2 short training epochs + inference)" if measure else "FLOPs"
+    # profile_arch has no step hook: the bar names the phase and its clock keeps ticking.
+    with Progress.from_args(args).phases([what], desc=args.name, tick=1.0):
+        prof = profile_arch(args.name, args.width, measure=measure, batch_size=args.batch_size,
+                            batches=args.batches, use_cache=not args.no_cache)
     out = prof.as_dict()
     if args.layers:
         out["description"] = describe(args.name)

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
                        sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,
                        timeout=args.timeout)
+    extras.predecode(args)
     bar, on_trial = extras.trial_bar(args, args.trials)
     try:
         out = run_search(cfg, on_trial=on_trial)

@@ -85,6 +85,24 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
+def _predecode(progress: Progress, args: argparse.Namespace) -> None:
+    """Decode the folder once with a bar; load_dataset then reads the decoded cache.
+
+    (load_dataset has no progress hook; the first decode of a big folder takes minutes.)
+    """
+    from dltl_core.data.folder import load_image_folder
+
+    bar = progress.count_fn("decoding images", unit="img")
+    try:
+        del_me = load_image_folder(args.folder, size=args.image_size, max_per_class=args.max_per_class,
+                                   progress=bar)
+        del del_me  # only the disk cache is wanted here
+    except (OSError, ValueError):
+        pass  # load_dataset below reports the same problem with its own message
+    finally:
+        bar.close()
+
+
 def _model(args: argparse.Namespace, data: Any) -> tuple[Any, dict[str, Any]]:
     """The model and the (name, kwargs) that rebuild it from a checkpoint."""
     if args.model == "mlp":
@@ -124,6 +142,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train and return the history, best epoch and its validation accuracy."""
     check_args(args)
     progress = Progress.from_args(args)
+    if args.data == "folder" and args.folder:
+        _predecode(progress, args)
     data = load_dataset(args.data, n=args.n, noise=args.noise, label_noise=args.label_noise, seed=args.seed,
                         folder=args.folder, image_size=args.image_size, max_per_class=args.max_per_class)
     if args.val_folder:
