@@ -70,8 +70,9 @@ def test_species_count_name_picker_and_seed(at_default):
     assert len(at.metric) == 1
 
 
-def test_missing_or_unusable_folders_give_messages_not_errors(at_default, tmp_path, birds_dir):
+def test_missing_or_unusable_folders_give_messages_not_errors(at_default, tmp_path, birds_dir, monkeypatch):
     at = at_default
+    monkeypatch.setenv("DLTL_DATA_ROOTS", f"{birds_dir}:{tmp_path / 'one'}")  # folders visitors may use
     at.text_input(key="tl_folder").set_value("").run()
     _ok(at)
     assert any("No bird photos yet" in i.value for i in at.info)
