@@ -117,8 +117,9 @@ _probe_cache: dict[str, tuple[float, bool, str]] = {}
 
 def _hub_reachable() -> tuple[bool, str]:
     """Whether the model hub answers, probed with a short timeout and remembered a while."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get("DLTL_OFFLINE"):
-        return False, "offline mode is set (HF_HUB_OFFLINE / DLTL_OFFLINE)"
+    offline = _offline_reason()
+    if offline:
+        return False, offline
     with _probe_lock:
         hit = _probe_cache.get("hub")
         if hit and time.monotonic() - hit[0] < _PROBE_TTL_S:
@@ -158,8 +159,23 @@ def _hub_weights_cached(name: str) -> bool:
     return False
 
 
-def availability(name: str) -> tuple[bool, str]:
-    """Whether backbone ``name`` can be loaded now, and why (or why not)."""
+def _offline_reason() -> str | None:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get("DLTL_OFFLINE"):
+        return "offline mode is set (HF_HUB_OFFLINE / DLTL_OFFLINE)"
+    return None
+
+
+NOT_CHECKED = "not in the local cache; the model hub has not been checked (an explicit action)"
+
+
+def availability(name: str, probe: bool = True) -> tuple[bool, str]:
+    """Whether backbone ``name`` can be loaded now, and why (or why not).
+
+    Args:
+        probe: for a hub model missing from the local cache, ask the network (short
+            timeout). False never touches the network: such a model is then reported
+            unavailable with ``NOT_CHECKED`` (pages load without any network call).
+    """
     spec = BACKBONES.get(name)
     if spec is None:
         return False, f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}"
@@ -171,15 +187,22 @@ def availability(name: str) -> tuple[bool, str]:
         return True, "ImageNet weights installed with the app"
     if _hub_weights_cached(name):
         return True, "ImageNet weights in the local timm/Hugging Face cache"
+    if not probe:
+        return False, _offline_reason() or NOT_CHECKED
     ok, reason = _hub_reachable()
     return (True, "downloaded from the timm model hub on first use") if ok else (False, reason)
 
 
-def list_backbones() -> list[dict[str, Any]]:
-    """The registry for a picker: name, title, params, note, available, reason."""
+def list_backbones(probe: bool = False) -> list[dict[str, Any]]:
+    """The registry for a picker: name, title, params, note, available, reason.
+
+    Args:
+        probe: check the model hub over the network for models not cached locally
+            (default False: listing never waits on the network).
+    """
     rows = []
     for spec in BACKBONES.values():
-        ok, reason = availability(spec.name)
+        ok, reason = availability(spec.name, probe)
         rows.append({"name": spec.name, "title": spec.title, "params_m": spec.params_m,
                      "note": spec.note, "available": ok, "reason": reason})
     return rows

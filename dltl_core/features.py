@@ -8,20 +8,40 @@ The cache is split per species: one file per (backbone, weights, transform,
 that species' file list with mtimes and sizes). Picking 12 species after 10
 re-uses the 10 already extracted; touching a photo invalidates only its species.
 Files that fail to decode are remembered in the cache entry with their reason.
+
+The same machinery caches the *activations of the frozen early stages* for
+fine-tuning (``extract_activations``): the late stages then train on them
+without pushing a photo through the frozen part ever again.
+
+Decoding and resizing run in parallel with the forward pass: in
+``torch.utils.data.DataLoader`` worker processes (pinned memory on CUDA) when
+the machine has cores to spare, else in one background thread (PIL releases
+the GIL), which is what a 2-core laptop does best. Workers return uint8
+crops (4x less to copy than floats); the scaling to [0, 1] and the
+normalisation run on the device, with exactly torchvision's arithmetic.
+
+One computation per cache entry: a per-entry file lock makes a second visitor
+wait for the first one's extraction (and then read its result) instead of
+repeating it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
 import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 from dltl_core.backbones import Backbone
@@ -29,16 +49,32 @@ from dltl_core.cache import cache_dir, config_key, load_tensors, save_tensors
 from dltl_core.device import DevicePolicy, get_policy
 from dltl_core.images import ImageError, open_rgb
 
+try:  # POSIX advisory locks; on Windows the cache still works, without single-flight
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 ProgressFn = Callable[[int, int, str], None]  # (images done, images total, message)
+Batch = tuple[list[int], "Tensor | None", list[tuple[int, str]]]  # (positions, uint8/float batch, bad)
 _FEATURES_VERSION = 1
+_ACTIVATIONS_VERSION = 1
+_MAX_WORKERS = 12
+# Photos/s of the last extraction in this process, per device type (decode + forward): the
+# pages' time estimates come from what this machine really did, not from a guess.
+_RATES: dict[str, float] = {}
+
+
+def measured_rate(policy: DevicePolicy | None = None) -> float | None:
+    """Extraction throughput (photos/s) last measured in this process on the policy's device."""
+    return _RATES.get((policy or get_policy()).device.type)
 
 
 @dataclass
 class FeatureSet:
-    """Pooled backbone features of the photos that decoded.
+    """Pooled backbone features (or cached activations) of the photos that decoded.
 
     Attributes:
-        features: (N, D) float32 on the CPU.
+        features: (N, D) float32 on the CPU (activations: (N, C, H, W)).
         labels: (N,) long, species index.
         files: the N photo paths, in row order.
         skipped: (path, reason) for photos that failed to decode.
@@ -86,6 +122,42 @@ def feature_cache_key(backbone: Backbone, files: Sequence[str]) -> str:
                       backbone.transform_id, file_fingerprint(files))
 
 
+def eta_text(done: int, total: int, started: float) -> str:
+    """`` · 35 photos/s · about 8 s left`` once a rate is known (empty before)."""
+    elapsed = time.perf_counter() - started
+    if done <= 0 or elapsed <= 0 or done >= total:
+        return ""
+    rate = done / elapsed
+    return f" · {rate:.0f} photos/s · about {math.ceil((total - done) / rate)} s left"
+
+
+# --------------------------------------------------------------------------- decoding
+
+def split_transform(transform: Callable) -> tuple[Callable, Tensor | None, Tensor | None]:
+    """(PIL -> uint8 tensor transform, mean, std) when ``transform`` ends in ToTensor + Normalize.
+
+    The resize and crop stay in the decode workers; ``device_normalize`` then
+    does ToTensor's ``/ 255`` and Normalize's ``(x - mean) / std`` on the device,
+    the same operations in the same order. Any other transform is returned as is
+    (workers then send floats) with ``None`` for mean and std.
+    """
+    steps = list(getattr(transform, "transforms", []))
+    if len(steps) >= 2 and isinstance(steps[-1], T.Normalize) and type(steps[-2]).__name__ in (
+            "ToTensor", "MaybeToTensor"):
+        norm = steps[-1]
+        mean = torch.as_tensor(norm.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.as_tensor(norm.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return T.Compose(steps[:-2] + [T.PILToTensor()]), mean, std
+    return transform, None, None
+
+
+def device_normalize(x: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
+    """uint8 (B, 3, H, W) on the device -> normalised float32 (floats pass through)."""
+    if mean is None or x.dtype != torch.uint8:
+        return x
+    return x.float().div(255).sub_(mean.to(x.device)).div_(std.to(x.device))
+
+
 def _decode(path: str, transform: Callable) -> Tensor | str:
     """A preprocessed (3, H, W) tensor, or the reason the file is unusable."""
     try:
@@ -96,38 +168,90 @@ def _decode(path: str, transform: Callable) -> Tensor | str:
         return f"unreadable ({err})"
 
 
-def _batches(files: Sequence[str], transform: Callable, batch_size: int,
-             pool: ThreadPoolExecutor) -> Iterator[tuple[list[int], Tensor | None, list[tuple[int, str]]]]:
-    """Decode in a background thread (PIL releases the GIL) while the caller runs the model.
+class _PhotoSet(Dataset):
+    """Photos by position: ``(position, tensor or reason)``; picklable for worker processes."""
 
-    At most two batches are decoded ahead: decoding is faster than the forward pass,
-    and an unbounded queue would hold every decoded photo (0.6 MB each at 224 px).
+    def __init__(self, files: Sequence[str], transform: Callable) -> None:
+        self.files, self.transform = [str(f) for f in files], transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[int, Tensor | str]:
+        return i, _decode(self.files[i], self.transform)
+
+
+def _collate(items: list[tuple[int, Tensor | str]]) -> Batch:
+    ok = [(i, t) for i, t in items if not isinstance(t, str)]
+    bad = [(i, t) for i, t in items if isinstance(t, str)]
+    x = torch.stack([t for _, t in ok]) if ok else None
+    return [i for i, _ in ok], x, bad
+
+
+def decode_workers(policy: DevicePolicy | None = None) -> int:
+    """Decode worker processes for this machine (``DLTL_DECODE_WORKERS`` overrides).
+
+    On 4+ cores: one per core but one (at most 12); on 1-2 cores none, because the
+    forward pass needs them and one background thread keeps up with it there.
     """
-    window = 2 * batch_size
-    pending: deque = deque(pool.submit(_decode, f, transform) for f in files[:window])
-    nxt = len(pending)
+    env = os.environ.get("DLTL_DECODE_WORKERS", "").strip()
+    if env.isdigit():
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores <= 2 else min(_MAX_WORKERS, cores - 1)
 
-    def decoded() -> Iterator[Tensor | str]:
-        nonlocal nxt
-        while pending:
-            item = pending.popleft().result()
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers fork from a clean single-threaded server that imported this module
+    # once, so they start fast and never inherit a lock held by a web-server thread (fork would).
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["dltl_core.features"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _thread_batches(files: Sequence[str], transform: Callable, batch_size: int) -> Iterator[Batch]:
+    """Decode in one background thread (PIL releases the GIL) while the caller runs the model.
+
+    At most two batches are decoded ahead: an unbounded queue would hold every photo.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        window = 2 * batch_size
+        pending: deque = deque(pool.submit(_decode, f, transform) for f in files[:window])
+        nxt = len(pending)
+        items: list[tuple[int, Tensor | str]] = []
+        for i in range(len(files)):
+            items.append((i, pending.popleft().result()))
             if nxt < len(files):
                 pending.append(pool.submit(_decode, files[nxt], transform))
                 nxt += 1
-            yield item
+            if len(items) == batch_size or i == len(files) - 1:
+                yield _collate(items)
+                items = []
 
-    ok_idx: list[int] = []
-    tensors: list[Tensor] = []
-    bad: list[tuple[int, str]] = []
-    for i, item in enumerate(decoded()):
-        if isinstance(item, str):
-            bad.append((i, item))
-        else:
-            ok_idx.append(i)
-            tensors.append(item)
-        if len(tensors) == batch_size or i == len(files) - 1:
-            yield ok_idx, (torch.stack(tensors) if tensors else None), bad
-            ok_idx, tensors, bad = [], [], []
+
+def photo_batches(files: Sequence[str], transform: Callable, batch_size: int, workers: int = 0,
+                  pin_memory: bool = False) -> Iterator[Batch]:
+    """Decoded batches ``(positions, stacked tensors or None, [(position, reason)])``, in order.
+
+    Args:
+        files: photo paths.
+        transform: PIL image -> tensor (e.g. ``split_transform(...)[0]``).
+        batch_size: photos per batch.
+        workers: DataLoader worker processes; 0 decodes in one background thread.
+        pin_memory: pin batches for non-blocking copies to a GPU.
+    """
+    files = [str(f) for f in files]
+    if not files:
+        return
+    if workers <= 0:
+        yield from _thread_batches(files, transform, batch_size)
+        return
+    loader = DataLoader(_PhotoSet(files, transform), batch_size=batch_size, num_workers=workers,
+                        collate_fn=_collate, pin_memory=pin_memory, prefetch_factor=4,
+                        multiprocessing_context=_mp_context())
+    yield from loader
 
 
 def pooled_features(model: nn.Module, x: Tensor) -> Tensor:
@@ -135,32 +259,168 @@ def pooled_features(model: nn.Module, x: Tensor) -> Tensor:
     return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
+# --------------------------------------------------------------------------- one cached pass
+
+@contextlib.contextmanager
+def _locked(paths: Sequence[Path], on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock per cache entry (taken in sorted order, so never a deadlock)."""
+    handles = []
+    try:
+        for p in sorted({Path(p) for p in paths}):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            f = open(p.with_name(p.name + ".lock"), "a+")  # noqa: SIM115 - closed in finally
+            handles.append(f)
+            if fcntl is None:
+                continue
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+    finally:
+        for f in reversed(handles):
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+
 @torch.inference_mode()
 def _extract_chunk(backbone: Backbone, files: Sequence[str], batch_size: int, policy: DevicePolicy,
-                   pool: ThreadPoolExecutor, on_batch: Callable[[int], None]) -> dict:
-    model = backbone.model
-    device = next(model.parameters()).device
-    feats = torch.zeros(len(files), backbone.num_features)
+                   on_batch: Callable[[int], None], fn: Callable[[Tensor], Tensor] | None = None,
+                   transform: Callable | None = None, workers: int = 0) -> dict:
+    """Run ``fn`` (default: pooled features) on the decoded ``files``: ``{"features", "ok", "reasons"}``."""
+    fn = fn or (lambda x: pooled_features(backbone.model, x))
+    u8, mean, std = split_transform(transform or backbone.transform)
+    device = next(backbone.model.parameters()).device
+    out: Tensor | None = None
     ok = torch.zeros(len(files), dtype=torch.bool)
     reasons = [""] * len(files)
-    for idx, x, bad in _batches(files, backbone.transform, batch_size, pool):
+    for idx, x, bad in photo_batches(files, u8, batch_size, workers, policy.pin_memory):
         for i, why in bad:
             reasons[i] = why
         if x is not None:
-            x = x.to(device, non_blocking=policy.pin_memory)
+            x = device_normalize(x.to(device, non_blocking=policy.pin_memory), mean, std)
             if policy.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with policy.autocast():
-                f = pooled_features(model, x)  # (B, D)
-            feats[idx] = f.float().cpu()
+                f = fn(x).float().cpu()
+            if out is None:
+                out = torch.zeros(len(files), *f.shape[1:])
+            out[idx] = f
             ok[idx] = True
         on_batch(len(idx) + len(bad))
-    return {"features": feats[ok], "ok": ok, "reasons": reasons}
+    feats = out[ok] if out is not None else torch.zeros(0)
+    return {"features": feats.contiguous(), "ok": ok, "reasons": reasons}
+
+
+def _valid(entry: dict | None, n: int) -> bool:
+    return entry is not None and entry.get("ok") is not None and len(entry["ok"]) == n
+
+
+def _extract_missing(backbone: Backbone, files: Sequence[str], chunks: dict[int, list[int]],
+                     missing: list[int], run: Callable[..., dict]) -> dict[int, dict]:
+    """One extraction over the photos of every missing chunk (one worker pool), split per chunk."""
+    order = [(y, p) for y in missing for p in chunks[y]]
+    t0 = time.perf_counter()
+    entry = run([str(files[p]) for _, p in order])
+    seconds = time.perf_counter() - t0
+    ok = entry["ok"]
+    rows = torch.cumsum(ok.long(), 0) - ok.long()  # row of each ok file in entry["features"]
+    out, at = {}, 0
+    for y in missing:
+        n = len(chunks[y])
+        sel = ok[at:at + n]
+        first = int(rows[at]) if n else 0
+        out[y] = {"features": entry["features"][first:first + int(sel.sum())].clone(), "ok": sel.clone(),
+                  "reasons": entry["reasons"][at:at + n], "seconds": seconds * n / max(len(order), 1)}
+        at += n
+    return out
+
+
+def _cached_pass(backbone: Backbone, files: Sequence[str], labels: Sequence[int], *, key_of: Callable,
+                 subdir: str, what: str, fn: Callable[[Tensor], Tensor] | None = None,
+                 transform: Callable | None = None, batch_size: int | None = None,
+                 policy: DevicePolicy | None = None, progress: ProgressFn | None = None,
+                 use_cache: bool = True, workers: int | None = None) -> FeatureSet:
+    """Per-species cached results of ``fn`` on the photos (see ``extract_features``)."""
+    if len(files) != len(labels):
+        raise ValueError(f"{len(files)} files but {len(labels)} labels")
+    policy = policy or get_policy()
+    batch_size = batch_size or (16 if policy.device.type == "cpu" else 64)
+    workers = decode_workers(policy) if workers is None else workers
+    start, total = time.perf_counter(), len(files)
+    chunks: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        chunks.setdefault(int(y), []).append(i)
+    paths = {y: cache_dir() / subdir / f"{key_of([str(files[i]) for i in pos])}.pt" for y, pos in chunks.items()}
+    entries = {y: (load_tensors(paths[y]) if use_cache else None) for y in chunks}
+    missing = sorted(y for y in chunks if not _valid(entries[y], len(chunks[y])))
+    extracted, extract_seconds = 0, 0.0
+    if missing:
+        say = progress or (lambda d, t, m: None)
+        lock = _locked([paths[y] for y in missing], lambda: say(
+            0, total, f"{what}: another visitor is computing the same photos; waiting for them")) \
+            if use_cache else contextlib.nullcontext()
+        with lock:
+            if use_cache:  # what the visitor we waited for computed
+                entries.update({y: load_tensors(paths[y]) for y in missing})
+                missing = [y for y in missing if not _valid(entries[y], len(chunks[y]))]
+            base = total - sum(len(chunks[y]) for y in missing)
+            done, t0 = base, time.perf_counter()
+
+            def on_batch(n: int) -> None:
+                nonlocal done
+                done += n
+                say(done, total, f"{what}: {done}/{total} photos{eta_text(done - base, total - base, t0)}")
+
+            def run(fs: list[str]) -> dict:
+                return _extract_chunk(backbone, fs, batch_size, policy, on_batch, fn, transform, workers)
+
+            if missing:
+                new = _extract_missing(backbone, files, chunks, missing, run)
+                extract_seconds = time.perf_counter() - t0
+                extracted = sum(len(chunks[y]) for y in missing)
+                if extracted >= 2 * batch_size:  # enough photos for a rate worth remembering
+                    _RATES[policy.device.type] = extracted / max(extract_seconds, 1e-9)
+                for y, e in new.items():
+                    entries[y] = e
+                    if use_cache:
+                        save_tensors(paths[y], e)
+    return _assemble(files, labels, chunks, entries, start, extracted, extract_seconds, progress, what)
+
+
+def _assemble(files, labels, chunks, entries, start, extracted, extract_seconds, progress, what) -> FeatureSet:
+    pos_parts, feat_parts, skipped, cost = [], [], [], 0.0
+    for y in sorted(chunks):
+        pos, e = chunks[y], entries[y]
+        ok = e["ok"].tolist()
+        cost += float(e.get("seconds", 0.0))
+        good = [p for p, k in zip(pos, ok) if k]
+        if good:
+            pos_parts.append(torch.tensor(good))
+            feat_parts.append(e["features"])
+        skipped += [(str(files[p]), why) for p, k, why in zip(pos, ok, e["reasons"]) if not k]
+    if pos_parts:
+        positions = torch.cat(pos_parts)
+        order = positions.argsort()
+        feats, positions = torch.cat(feat_parts)[order], positions[order].tolist()
+    else:
+        feats, positions = torch.zeros(0), []
+    total = len(files)
+    if progress:
+        progress(total, total, f"{what}: ready ({total} photos)")
+    return FeatureSet(features=feats, labels=torch.tensor([int(labels[p]) for p in positions], dtype=torch.long),
+                      files=[str(files[p]) for p in positions], skipped=skipped,
+                      seconds=time.perf_counter() - start, extracted=extracted,
+                      cached=total - extracted, extract_seconds=extract_seconds, cost_seconds=cost)
 
 
 def extract_features(backbone: Backbone, files: Sequence[str], labels: Sequence[int], *,
                      batch_size: int | None = None, policy: DevicePolicy | None = None,
-                     progress: ProgressFn | None = None, use_cache: bool = True) -> FeatureSet:
+                     progress: ProgressFn | None = None, use_cache: bool = True,
+                     workers: int | None = None) -> FeatureSet:
     """Pooled features of ``files`` (grouped by label for caching), from the disk cache when possible.
 
     Args:
@@ -170,67 +430,50 @@ def extract_features(backbone: Backbone, files: Sequence[str], labels: Sequence[
         batch_size: photos per forward pass (default 16 on the CPU, which bounds the
             activation memory of a shared server, 64 on an accelerator).
         policy: device policy (default ``get_policy()``); the model must already be on its device.
-        progress: called with (done, total, message) after each batch.
+        progress: called with (done, total, message) after each batch, the message with an ETA.
         use_cache: read and write the disk cache.
+        workers: decode worker processes (default ``decode_workers()``; 0 = one thread).
     """
-    if len(files) != len(labels):
-        raise ValueError(f"{len(files)} files but {len(labels)} labels")
-    policy = policy or get_policy()
-    batch_size = batch_size or (16 if policy.device.type == "cpu" else 64)
-    start = time.perf_counter()
-    total = len(files)
-    chunks: dict[int, list[int]] = {}
-    for i, y in enumerate(labels):
-        chunks.setdefault(int(y), []).append(i)
+    fs = _cached_pass(backbone, files, labels, key_of=lambda fl: feature_cache_key(backbone, fl),
+                      subdir="features", what="extracting features", batch_size=batch_size,
+                      policy=policy, progress=progress, use_cache=use_cache, workers=workers)
+    if fs.features.numel() == 0:
+        fs.features = torch.zeros(0, backbone.num_features)
+    return fs
 
-    done = 0
-    extracted = cached = 0
-    extract_seconds = cost_seconds = 0.0
-    rows: list[tuple[int, Tensor]] = []  # (file position, features)
-    skipped: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for y in sorted(chunks):
-            pos = chunks[y]
-            chunk_files = [str(files[i]) for i in pos]
-            path = cache_dir() / "features" / f"{feature_cache_key(backbone, chunk_files)}.pt"
-            entry = load_tensors(path) if use_cache else None
-            if entry is not None and entry.get("ok") is not None and len(entry["ok"]) == len(pos):
-                cached += len(pos)
-                done += len(pos)
-            else:
-                t0 = time.perf_counter()
 
-                def on_batch(n: int) -> None:
-                    nonlocal done
-                    done += n
-                    if progress:
-                        progress(done, total, f"extracting features: {done}/{total} photos")
+def uncached_photos(backbone: Backbone, files: Sequence[str], labels: Sequence[int]) -> int:
+    """How many of these photos have no features in the disk cache yet (nothing is read or decoded:
+    a page uses it to decide whether extraction is light enough to start without a click)."""
+    chunks: dict[int, list[str]] = {}
+    for f, y in zip(files, labels):
+        chunks.setdefault(int(y), []).append(str(f))
+    root = cache_dir() / "features"
+    return sum(len(fl) for fl in chunks.values() if not (root / f"{feature_cache_key(backbone, fl)}.pt").is_file())
 
-                entry = _extract_chunk(backbone, chunk_files, batch_size, policy, pool, on_batch)
-                entry["seconds"] = time.perf_counter() - t0
-                extract_seconds += entry["seconds"]
-                extracted += len(pos)
-                if use_cache:
-                    save_tensors(path, entry)
-            cost_seconds += float(entry.get("seconds", 0.0))
-            good = [p for p, k in zip(pos, entry["ok"].tolist()) if k]
-            rows += list(zip(good, entry["features"]))
-            skipped += [(files[p], why) for p, k, why in zip(pos, entry["ok"].tolist(), entry["reasons"]) if not k]
-            if progress:
-                progress(done, total, f"features ready: {done}/{total} photos")
-    rows.sort(key=lambda r: r[0])
-    feats = torch.stack([r[1] for r in rows]) if rows else torch.zeros(0, backbone.num_features)
-    return FeatureSet(
-        features=feats,
-        labels=torch.tensor([int(labels[p]) for p, _ in rows], dtype=torch.long),
-        files=[str(files[p]) for p, _ in rows],
-        skipped=skipped,
-        seconds=time.perf_counter() - start,
-        extracted=extracted,
-        cached=cached,
-        extract_seconds=extract_seconds,
-        cost_seconds=cost_seconds,
-    )
+
+def extract_activations(backbone: Backbone, files: Sequence[str], labels: Sequence[int],
+                        frozen: nn.Module, tag: str, *, transform: Callable | None = None,
+                        transform_id: str | None = None, **kwargs: Any) -> FeatureSet:
+    """Outputs of the frozen early stages (``frozen``, built from the shared backbone's own
+    modules, eval mode) for every photo, cached on disk like the features.
+
+    Args:
+        frozen: maps a normalised image batch to the activations the trainable stages take.
+        tag: names the cut (e.g. ``"stages<7"``): part of the cache key.
+        transform: PIL -> tensor preprocessing (default: the backbone's eval transform).
+        transform_id: its identity for the key (default ``repr(transform)``).
+        **kwargs: ``batch_size``, ``policy``, ``progress``, ``use_cache``, ``workers``.
+    """
+    transform = transform or backbone.transform
+    tid = transform_id or repr(transform)
+
+    def key_of(fl: list[str]) -> str:
+        return config_key("activations", _ACTIVATIONS_VERSION, backbone.name, backbone.weights_id,
+                          tid, tag, file_fingerprint(fl))
+
+    return _cached_pass(backbone, files, labels, key_of=key_of, subdir="activations",
+                        what="computing the frozen stages", fn=frozen, transform=transform, **kwargs)
 
 
 # --------------------------------------------------------------------------- images as tensors
@@ -244,11 +487,13 @@ def train_image_size(data_config: dict, image_size: int | None = None) -> tuple[
 
 
 def load_image_tensors(files: Sequence[str], data_config: dict, image_size: int | None = None,
-                       progress: ProgressFn | None = None) -> tuple[Tensor, list[int], list[tuple[str, str]]]:
+                       progress: ProgressFn | None = None, workers: int | None = None,
+                       ) -> tuple[Tensor, list[int], list[tuple[str, str]]]:
     """Decode photos once into uint8 (N, 3, S, S): shorter side resized to S, centre square.
 
     The model's crop (random when training, centre when evaluating) happens later,
     on the device, per batch. Cached on disk keyed by the file list and sizes.
+    Decoding runs in parallel (see ``photo_batches``), with an ETA in the messages.
 
     Returns:
         (images, positions of the files that decoded, skipped (path, reason)).
@@ -260,20 +505,20 @@ def load_image_tensors(files: Sequence[str], data_config: dict, image_size: int 
     hit = load_tensors(path)
     if hit is not None:
         return hit["x"], hit["ok"], [tuple(s) for s in hit["skipped"]]
+    transform = T.Compose([T.Resize(stored, interpolation=interp), T.CenterCrop(stored), T.PILToTensor()])
     out = torch.zeros(len(files), 3, stored, stored, dtype=torch.uint8)
     ok: list[int] = []
     skipped: list[tuple[str, str]] = []
-    for i, f in enumerate(files):
-        try:
-            img = open_rgb(f)
-        except ImageError as err:
-            skipped.append((str(f), str(err).split(": ", 1)[-1]))
-            continue
-        img = TF.center_crop(TF.resize(img, stored, interpolation=interp), [stored, stored])
-        out[i] = TF.pil_to_tensor(img)
-        ok.append(i)
-        if progress and (i % 16 == 0 or i == len(files) - 1):
-            progress(i + 1, len(files), f"decoding photos: {i + 1}/{len(files)}")
+    done, t0 = 0, time.perf_counter()
+    workers = decode_workers() if workers is None else workers
+    for idx, x, bad in photo_batches(files, transform, 32, workers):
+        if x is not None:
+            out[idx] = x
+            ok += idx
+        skipped += [(str(files[i]), why) for i, why in bad]
+        done += len(idx) + len(bad)
+        if progress:
+            progress(done, len(files), f"decoding photos: {done}/{len(files)}{eta_text(done, len(files), t0)}")
     x = out[ok]
     save_tensors(path, {"x": x, "ok": ok, "skipped": [list(s) for s in skipped]})
     return x, ok, skipped
@@ -312,7 +557,8 @@ def make_batch_transform(data_config: dict, crop: int, augment: bool,
 @torch.inference_mode()
 def embed_images(model: nn.Module, x: Tensor, batch_transform: Callable[[Tensor, bool], Tensor],
                  batch_size: int = 64, policy: DevicePolicy | None = None) -> Tensor:
-    """Pooled features of a (possibly fine-tuned) timm model on uint8 images: (N, D) on the CPU."""
+    """Pooled features of a (possibly fine-tuned) timm model that this run owns, on uint8 images:
+    (N, D) on the CPU. Runs on the model's own device."""
     policy = policy or get_policy()
     was_training = model.training
     model.eval()

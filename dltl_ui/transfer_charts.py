@@ -111,10 +111,10 @@ def feature_map_chart(points: Sequence[dict[str, Any]], title: str) -> alt.Chart
 
 
 def topk_chart(pairs: Sequence[tuple[str, float]], title: str, color: str = "#4c78a8") -> alt.Chart:
-    """Horizontal bars of the top-k (label, probability) pairs."""
+    """Horizontal bars of the top-k (label, probability) pairs, the most probable on top."""
     df = pd.DataFrame(pairs, columns=["label", "probability"])
     base = alt.Chart(df, title=title).encode(
-        y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+        y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
         x=alt.X("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
     )
     return (base.mark_bar(color=color) + base.mark_text(align="left", dx=4).encode(

@@ -1,0 +1,198 @@
+"""The transfer page's work: the shared backbone, features (light work at once, heavy work on a
+click), the linear head, and fine-tuning / from scratch as jobs of the bounded job runner."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import streamlit as st
+
+from dltl_core import backbones as bk
+from dltl_core import birds
+from dltl_core.features import FeatureSet, measured_rate, uncached_photos
+from dltl_core.transfer import (TransferConfig, TransferResult, ensure_features, features_job, run_transfer,
+                                stage_names, transfer_job)
+from dltl_ui import jobs as jobs_ui
+from dltl_ui import transfer_charts as tc
+
+# Photos whose features may be extracted without a click (the default 10 species x 40 photos);
+# more (e.g. a link with k=50&cap=200) waits for the visitor's click and runs as a job.
+AUTO_EXTRACT = 400
+_FULL = "all (end to end, on the photos)"
+
+
+class _NotCached(Exception):
+    """Raised by ``_image_result`` on a cache miss, so that nothing is cached."""
+
+
+@st.cache_resource(show_spinner="Loading the pretrained backbone…", max_entries=2)
+def get_backbone(name: str) -> bk.Backbone:
+    """Shared by every visitor: created on the policy's device in eval mode; nothing moves,
+    trains or changes it (fine-tuning trains a copy, in a job's own process)."""
+    return bk.create_backbone(name)
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def backbone_rows(probe: bool) -> list[dict]:
+    """The backbone picker's rows; ``probe`` asks the model hub (only after a click)."""
+    return bk.list_backbones(probe=probe)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def species_in(root: str) -> tuple[list[str], list[str]]:
+    """(species folders with photos, empty ones) of ``root``."""
+    return birds.species_with_photos(root)
+
+
+@st.cache_data(show_spinner="Training the linear head on the cached features…", max_entries=32)
+def linear_result(config: TransferConfig) -> TransferResult:
+    """The linear probe on the cached features (about a second)."""
+    return run_transfer(config, backbone=get_backbone(config.backbone))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _image_result(config: TransferConfig, _computed: TransferResult | None = None) -> TransferResult:
+    # Keyed by config only (``_computed`` is not hashed): a finished job's result is stored here.
+    if _computed is None:
+        raise _NotCached
+    return _computed
+
+
+def cached_image_result(config: TransferConfig) -> TransferResult | None:
+    """A finished fine-tuning / scratch result of this exact config, from any visitor."""
+    try:
+        return _image_result(config)
+    except _NotCached:
+        return None
+
+
+def backbone_picker(url) -> str:
+    """The backbone select box; the model hub is asked only when the visitor clicks."""
+    probe = bool(st.session_state.get("tl_hub_checked"))
+    rows = backbone_rows(probe)
+    names = [r["name"] for r in rows]
+    info = {r["name"]: r for r in rows}
+    name = st.selectbox("Pretrained backbone", names,
+                        index=names.index(url.choice("bb", bk.DEFAULT_BACKBONE, names)),
+                        format_func=lambda n: info[n]["title"] + ("" if info[n]["available"] else " (unavailable)"),
+                        key="tl_backbone")
+    st.caption(f"{info[name]['params_m']} M parameters: {info[name]['note']}.")
+    if not probe and st.button("Check the model hub", key="tl_hub",
+                               help="Asks huggingface.co (1.5 s timeout) which other backbones can be downloaded."):
+        st.session_state["tl_hub_checked"] = True
+        st.rerun()
+    if not info[name]["available"]:
+        st.warning(f"{info[name]['title']} is unavailable here: {info[name]['reason']}. "
+                   f"Using {bk.BACKBONES[bk.DEFAULT_BACKBONE].title}, which ships with the app.")
+        name = bk.DEFAULT_BACKBONE
+    return name
+
+
+def _duration(seconds: float) -> str:
+    return f"about {math.ceil(seconds)} s" if seconds < 90 else f"about {math.ceil(seconds / 60)} min"
+
+
+def features_step(base: TransferConfig, backbone: bk.Backbone) -> FeatureSet | None:
+    """Cached features of the chosen photos: at once when few are missing, else after a click (job)."""
+    photos = birds.load_birds(base.data, base.species, base.max_per_species)
+    missing = uncached_photos(backbone, photos.files, photos.labels)
+    if missing > AUTO_EXTRACT:
+        rate = measured_rate()
+        est = f" ({_duration(missing / rate)} on this server)" if rate else ""
+        st.info(f"**{missing} photos need their features extracted first**{est}. Heavy work starts "
+                "only when you click; every later run reads the features from the cache.")
+        clicked = st.button("▶ Extract the features", key="tl_extract")
+        final = jobs_ui.job_panel("tl_extract", features_job, base, start=clicked, seed=base.seed,
+                                  label="Extracting features")
+        if final is not None and final.error:
+            st.warning(f"The extraction did not finish: {final.error}.")
+        return None
+    bar = st.progress(0.0, text="Extracting features with the pretrained backbone…")
+    fs = ensure_features(base, backbone, progress=lambda d, t, m: bar.progress(min(d / max(t, 1), 1.0), text=m))
+    bar.empty()
+    if fs.extracted:
+        st.toast(f"Features of {fs.extracted} photos extracted at {fs.images_per_second:.0f} photos/s "
+                 "and cached: the next run reads them from disk.")
+    return fs
+
+
+def _full_time(base: TransferConfig, n_photos: int, epochs: int, size: int) -> str:
+    """Expected time of end-to-end fine-tuning here: ~3 forward passes per training photo per
+    epoch (forward + backward) plus one for validation, at the rate this server measured."""
+    rate = measured_rate()
+    if not rate:
+        return "minutes on a CPU"
+    per_epoch = n_photos * (0.8 * 3 + 0.2) / rate * (size / 224) ** 2
+    return _duration(per_epoch * epochs + n_photos / rate) + " here"
+
+
+def _explain_stages(backbone: bk.Backbone, unfreeze: str | int) -> None:
+    names = stage_names(backbone.model)
+    if unfreeze == _FULL or not names:
+        st.markdown("**End to end:** every stage trains, so every photo goes through the whole network "
+                    "(forward and backward) in every epoch.")
+        return
+    cut = len(names) - min(int(unfreeze), len(names))
+    st.markdown(f"**Frozen** (pretrained, computed once per photo and cached): {', '.join(names[:cut])}.  \n"
+                f"**Trained:** {', '.join(names[cut:] + ['a new head'])}; the new head starts from the "
+                "linear probe, the stages with a smaller learning rate (× the backbone factor). Each epoch "
+                "runs only the trained stages, on the cached activations.")
+
+
+def image_settings(base: TransferConfig, backbone: bk.Backbone, n_photos: int, fmap: str
+                   ) -> dict[str, TransferConfig]:
+    """The fine-tuning / from-scratch settings; returns one config per mode."""
+    with st.expander("Fine-tuning and from-scratch settings", expanded=False):
+        e1, e2, e3 = st.columns(3)
+        epochs = e1.slider("Epochs", 1, 20, 3, key="tl_epochs")
+        size = e2.select_slider("Image size (pixels)", [96, 128, 160, 192, 224], value=224, key="tl_size",
+                                help="The backbone saw 224 px photos; smaller is faster on a CPU.")
+        lr = e3.select_slider("Learning rate (head)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=3e-4, key="tl_lr")
+        f1, f2, f3 = st.columns(3)
+        factor = f1.select_slider("Backbone lr factor (fine-tuning)", [0.01, 0.03, 0.1, 0.3, 1.0], value=0.3,
+                                  key="tl_factor")
+        full = f"{_FULL}: {_full_time(base, n_photos, epochs, size)}"
+        unfreeze = f2.select_slider("Stages to fine-tune", [1, 2, 3, 4, full], value=2, key="tl_unfreeze",
+                                    help="Only the last stages change; earlier ones stay frozen.")
+        augment = f3.toggle("Augmentation (random crop, flip) when training on the photos", value=True,
+                            key="tl_augment", help="From scratch and end-to-end fine-tuning only: cached "
+                            "activations come from the centre crop of each photo.")
+        _explain_stages(backbone, _FULL if unfreeze == full else unfreeze)
+    common = dict(epochs=epochs, image_size=size, lr=lr, augment=augment, feature_map=fmap)
+    return {"finetune": replace(base, mode="finetune", backbone_lr_factor=factor,
+                                unfreeze_blocks=None if unfreeze == full else int(unfreeze), **common),
+            "scratch": replace(base, mode="scratch", **common)}
+
+
+def _live_curve(mode: str):
+    def draw(rows: tuple[dict, ...]) -> None:
+        st.altair_chart(tc.curves_by_epoch(tc.curves_frame({mode: list(rows)})), theme=None)
+    return draw
+
+
+def image_modes(cfgs: dict[str, TransferConfig]) -> tuple[dict[str, TransferResult], dict[str, list[dict]]]:
+    """Buttons and job panels of the image modes: (finished results, stopped runs' epoch rows)."""
+    b1, b2 = st.columns(2)
+    clicks = {"finetune": b1.button("▶ Fine-tune", key="tl_run_ft", width="stretch"),
+              "scratch": b2.button("▶ Train from scratch", key="tl_run_sc", width="stretch")}
+    results: dict[str, TransferResult] = {}
+    stopped: dict[str, list[dict]] = {}
+    for mode, cfg in cfgs.items():
+        done = cached_image_result(cfg)
+        if done is not None and not jobs_ui.is_running(f"tl_{mode}"):
+            results[mode] = done
+            continue
+        final = jobs_ui.job_panel(f"tl_{mode}", transfer_job, cfg, start=clicks[mode], seed=cfg.seed,
+                                  label=tc.MODE_LABELS[mode], on_partial=_live_curve(mode))
+        if final is None:
+            continue
+        if final.state == "done" and final.result is not None:
+            results[mode] = final.result
+            if not final.result.interrupted:
+                _image_result(cfg, _computed=final.result)
+        else:
+            stopped[mode] = [p for p in final.payloads if isinstance(p, dict)]
+            if final.error and final.error != "stopped":
+                st.warning(f"{tc.MODE_LABELS[mode]} did not finish: {final.error}.")
+    return results, stopped

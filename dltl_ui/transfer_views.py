@@ -1,0 +1,164 @@
+"""The transfer page's results: summary metrics, learning curves, confusion, mistakes, feature map, Predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import dltl_ui as ui
+from dltl_core import birds
+from dltl_core.backbones import Backbone
+from dltl_core.images import ImageError, open_rgb
+from dltl_core.transfer import TransferResult, predict_photo
+from dltl_ui import transfer_charts as tc
+
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def skipped_note(skipped: list[tuple[str, str]]) -> None:
+    """An expander listing the files that were skipped, with the reason of each."""
+    if skipped:
+        with st.expander(f"⚠️ {len(skipped)} file(s) skipped"):
+            st.dataframe(pd.DataFrame([{"file": Path(f).name, "folder": Path(f).parent.name, "reason": r}
+                                       for f, r in skipped]), hide_index=True, width="stretch")
+
+
+def _cost(m: str, r: TransferResult) -> str:
+    if m == "linear" and r.extraction_cost_seconds >= 0.5:
+        return f"{r.train_seconds:.1f} s of training + {r.extraction_cost_seconds:.0f} s to extract the features once"
+    if r.cached_activations:
+        return (f"{r.seconds:.0f} s in all: {r.train_seconds:.0f} s of training on the cached activations "
+                f"+ {r.feature_seconds:.0f} s for the frozen stages and the linear probe")
+    return f"{r.train_seconds:.1f} s of training"
+
+
+def summary(results: dict[str, TransferResult], stopped: dict[str, list[dict]]) -> None:
+    """One metric per mode (validation accuracy) with its cost; stopped runs say what they kept."""
+    cols = st.columns(3)
+    for col, (m, r) in zip(cols, results.items()):
+        col.metric(tc.MODE_LABELS[m], f"{r.val_accuracy:.1%}",
+                   help=f"Validation accuracy on {r.n_val} held-out photos ({r.n_train} for training).")
+        col.markdown(_cost(m, r) + (" (stopped early)" if r.interrupted else ""))
+    for m, rows in stopped.items():
+        done = sum(1 for r in rows if r.get("complete", True))
+        st.warning(f"**{tc.MODE_LABELS[m]} was stopped** after {done} finished epoch(s). The learning curves "
+                   "below keep those epochs; no trained model was kept, so Predict and the confusion "
+                   "matrix do not include it. Run it again to finish.")
+    if len(results) == 1 and not stopped:
+        st.caption("Only the frozen-backbone mode has run. Fine-tune or train from scratch above to compare.")
+
+
+def curves_tab(results: dict[str, TransferResult], stopped: dict[str, list[dict]]) -> None:
+    """Accuracy per epoch and against time (stopped runs included), and the summary bars."""
+    histories = {m: r.history for m, r in results.items()} | stopped
+    df = tc.curves_frame(histories)
+    left, right = st.columns(2)
+    with left:
+        ui.show_chart(tc.curves_by_epoch(df), caption="What to notice: the frozen backbone's head is "
+                      "near its best after a few epochs; from scratch barely beats chance with ~30 photos "
+                      "per species.")
+    with right:
+        ui.show_chart(tc.curves_by_time(df), caption="What to notice: the same accuracy costs seconds with "
+                      "cached features and minutes when every photo goes through the whole network.")
+    rows = pd.DataFrame([{"mode": tc.MODE_LABELS[m], "accuracy": r.val_accuracy,
+                          "label": f"{r.val_accuracy:.0%} · {r.seconds if m != 'linear' else r.train_seconds:.1f} s"}
+                         for m, r in results.items()])
+    ui.show_chart(tc.summary_bars(rows), caption="Validation accuracy on photos held out from training, "
+                  "with the time each mode took.")
+
+
+def confusion_tab(results: dict[str, TransferResult]) -> None:
+    """Confusion matrix and per-species accuracy of one mode."""
+    which = st.radio("Mode", list(results), format_func=tc.MODE_LABELS.get, horizontal=True, key="tl_cm_mode")
+    r = results[which]
+    names_pretty = [birds.pretty_name(s) for s in r.species]
+    left, right = st.columns([3, 2])
+    with left:
+        ui.show_chart(tc.confusion_chart(r.confusion, names_pretty),
+                      caption="What to notice: the off-diagonal cells are mistakes; look for species that "
+                      "are confused with each other (similar colours, similar shapes).")
+    with right:
+        ui.show_chart(tc.per_species_chart(r.per_species), caption="Validation accuracy per species, worst first.")
+
+
+def mistakes_tab(results: dict[str, TransferResult]) -> None:
+    """The most confident mistakes of one mode, as a photo grid."""
+    which = st.radio("Mode", list(results), format_func=tc.MODE_LABELS.get, horizontal=True, key="tl_mi_mode")
+    mistakes = results[which].mistakes
+    if not mistakes:
+        st.success("No mistakes on the validation photos.")
+        return
+    st.caption("The most confident mistakes first.")
+    grid = st.columns(4)
+    for i, m in enumerate(mistakes[:12]):
+        with grid[i % 4]:
+            st.image(m["file"], width="stretch")
+            st.markdown(f"**{m['predicted']}** ({m['confidence']:.0%})  \ntrue: {m['true']}")
+
+
+def feature_map_tab(results: dict[str, TransferResult], method: str) -> None:
+    """The pretrained features' 2-D map beside the fine-tuned network's."""
+    before = [p for p in results["linear"].feature_map if p["stage"] == "before"]
+    tuned = results.get("finetune")
+    after = [p for p in tuned.feature_map if p["stage"] == "after"] if tuned else []
+    left, right = st.columns(2)
+    with left:
+        ui.show_chart(tc.feature_map_chart(before, f"Pretrained features ({method})"),
+                      caption="What to notice: even without any training on birds, photos of one species "
+                      "already cluster together; that is why a linear head suffices.")
+    with right:
+        if after:
+            ui.show_chart(tc.feature_map_chart(after, f"After fine-tuning ({method})"),
+                          caption="What to notice: compare with the left map: are the species' clusters "
+                          "tighter and further apart after fine-tuning (more epochs help)?")
+        else:
+            st.info("Fine-tune (above) to see how the feature map changes.")
+
+
+def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
+    """Upload (or pick) a photo: the trained head's species beside the backbone's ImageNet guess."""
+    which = st.radio("Model", list(results), format_func=tc.MODE_LABELS.get, horizontal=True, key="tl_pr_mode")
+    photo = st.file_uploader("Upload a bird photo", type=PHOTO_TYPES, key="tl_photo")
+    pick = None
+    if photo is None:
+        options = sorted({p["file"] for p in results["linear"].feature_map})
+        pick = st.selectbox("…or pick one of the photos", options,
+                            format_func=lambda f: f"{Path(f).parent.name}/{Path(f).name}", key="tl_pick")
+    source_img = photo.getvalue() if photo is not None else pick
+    if source_img is None:
+        return
+    try:
+        img = open_rgb(source_img)  # CMYK, 16-bit, alpha, grayscale -> RGB; bombs refused
+    except ImageError as err:
+        st.warning(f"That file cannot be used as a photo: {err}")
+        return
+    pred = predict_photo(backbone, results[which], img)
+    if pred["unknown"]:
+        st.warning(f"**Probably none of the trained species.** {pred['unknown']}")
+    left, mid, right = st.columns([1, 2, 2])
+    left.image(img, width="stretch")
+    with mid:
+        ui.show_chart(tc.topk_chart(pred["species"], "Top species (trained head)"),
+                      caption="The new head knows only the chosen species: its probabilities always add "
+                      "up to 100% among them, even for a photo of something else.")
+    with right:
+        ui.show_chart(tc.topk_chart(pred["imagenet"], "Backbone's original ImageNet top-5", "#9d755d"),
+                      caption="The pretrained classifier knows 1000 ImageNet classes, 59 of them birds.")
+
+
+def result_tabs(results: dict[str, TransferResult], stopped: dict[str, list[dict]], backbone: Backbone,
+                method: str) -> None:
+    """The five result tabs, each behind the page's error boundary."""
+    tabs = st.tabs(["Learning curves", "Confusion & per species", "Mistakes", "Feature map", "Predict"])
+    with tabs[0], ui.guard("the learning curves"):
+        curves_tab(results, stopped)
+    with tabs[1], ui.guard("the confusion matrix"):
+        confusion_tab(results)
+    with tabs[2], ui.guard("the mistakes gallery"):
+        mistakes_tab(results)
+    with tabs[3], ui.guard("the feature map"):
+        feature_map_tab(results, method)
+    with tabs[4], ui.guard("the prediction"):
+        predict_tab(results, backbone)
