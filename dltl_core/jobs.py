@@ -134,6 +134,7 @@ class _Job:
     inbox: Any = None
     base_rss: int = 0
     ended: float = 0.0
+    forgotten: bool = False
 
 
 # ----------------------------------------------------------------------------- the child process
@@ -343,7 +344,11 @@ class JobRunner:
         """Drop a finished job's outcome (cancels it first if it still runs)."""
         self.cancel(job_id)
         with self._lock:
-            self._jobs.pop(job_id, None)
+            job = self._jobs.get(job_id)
+            if job is not None and job_id in self._running:
+                job.forgotten = True  # dropped by the supervisor once its process is reaped
+            else:
+                self._jobs.pop(job_id, None)
 
     def position(self, job_id: int) -> int:
         """Place in the queue: 1 = next to start, 0 = started (or finished)."""
@@ -505,7 +510,7 @@ class JobRunner:
             self._start_waiting()
             for job_id, job in list(self._jobs.items()):
                 if job.status.finished and job_id not in self._running and \
-                        now - job.ended > self.keep_seconds:
+                        (job.forgotten or now - job.ended > self.keep_seconds):
                     del self._jobs[job_id]
 
     def _supervise(self) -> None:

@@ -505,3 +505,84 @@ def test_huge_16bit_png_is_refused_from_its_header(monkeypatch):
     small = io.BytesIO()
     Image.fromarray((np.arange(120 * 90, dtype=np.uint16).reshape(90, 120) * 7)).save(small, "PNG")
     assert open_rgb(small.getvalue()).size == (120, 90)
+
+
+# ----------------------------------------------------------------------------- the /transfer page
+
+def _transfer_page(tmp_path, monkeypatch):
+    """The transfer page on an empty bird folder (it stops before any training)."""
+    from streamlit.testing.v1 import AppTest
+
+    empty = tmp_path / "birds"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("DLTL_BIRDS_DIR", str(empty))
+    monkeypatch.delenv("DLTL_DATA_ROOTS", raising=False)
+    root = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(root / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/30_transfer.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+@pytest.mark.slow
+def test_folder_box_refuses_server_paths_alike_whether_they_exist_or_not(tmp_path, monkeypatch):
+    """Findings: "/ lists bin, boot…", "/usr/share trains on the server's own images",
+    "<cache>/uploads lists other visitors' upload folders"."""
+    from dltl_core import paths
+    from dltl_core.birds import upload
+
+    at = _transfer_page(tmp_path, monkeypatch)
+    other = upload.session_area("another-visitor-0123456789")  # someone else's upload
+    (other / "abc" / "Robin").mkdir(parents=True)
+    shown = {}
+    for typed in ["/", "/usr/share", "/usr/share/no-such-dir", str(paths.upload_base()), str(other),
+                  str(other / "abc"), str(other / "missing"), "/etc/passwd", "../../etc"]:
+        at.text_input(key="tl_folder").set_value(typed).run()
+        assert not at.exception and not at.error
+        warnings = [w.value for w in at.warning]
+        assert len(warnings) == 1 and "is not a folder inside this server's data folders" in warnings[0]
+        assert warnings[0].startswith(f"`{typed}`")
+        shown[typed] = warnings[0][len(typed) + 2:]
+        assert not at.metric and not at.dataframe  # nothing listed, nothing trained
+    assert len(set(shown.values())) == 1, "the answer must not depend on whether the path exists"
+    assert "Robin" not in str([m.value for m in at.markdown])
+
+
+# ----------------------------------------------------------------------------- the job panel
+
+_PANEL_APP = '''
+import streamlit as st
+from dltl_ui import jobs as jobs_ui
+from tests.test_security import sleep_job
+clicked = st.button("Run", key="run")
+final = jobs_ui.job_panel("demo", sleep_job, {"steps": 10_000}, start=clicked, label="Sleeping")
+st.markdown(f"final: {None if final is None else (final.state, final.error)}")
+'''
+
+
+@pytest.mark.slow
+def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
+    """Findings: "a link alone starts heavy work"; "after Stop … 100-200% CPU until the epoch ended"."""
+    from streamlit.testing.v1 import AppTest
+
+    from dltl_core.jobs import get_runner
+
+    runner = get_runner()
+    at = AppTest.from_string(_PANEL_APP, default_timeout=60)
+    at.query_params["run"] = "1"  # a link with parameters starts nothing
+    at.run()
+    assert not at.exception and not at.get("progress") and runner.load() == (0, 0)
+    at.button(key="run").click().run()
+    assert not at.exception
+    job_id = at.session_state["_dltl_job::demo"]["id"]
+    snap = _wait_running(runner, job_id)
+    at.run()
+    texts = [p.proto.text for p in at.get("progress")]
+    assert texts and texts[0].startswith("Sleeping: sleeping")
+    at.button(key="demo__stop").click().run()
+    assert not at.exception
+    assert _gone(snap.pid, 5), "the job's process still runs after Stop"
+    at.run()
+    assert any("cancelled" in m.value for m in at.markdown)
