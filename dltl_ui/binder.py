@@ -96,8 +96,8 @@ class Binder:
         single = _SingleParam(param, raw, shown)
         lo, hi = s.widget_range
         if kind is bool:
-            return single.bool(default)
-        if kind is int:
+            value = single.bool(default)
+        elif kind is int:
             value = single.int(default, int(lo if lo is not None else -_BIG), int(hi if hi is not None else _BIG))
         elif kind is float:
             value = single.float(default, lo if lo is not None else -_BIG, hi if hi is not None else _BIG)

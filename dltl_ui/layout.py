@@ -63,10 +63,22 @@ def _sync_classroom() -> None:
     st.session_state["classroom"] = st.session_state["_classroom_toggle"]
 
 
+def _classroom_binder():
+    from dltl_ui.binder import Binder  # late: the binder imports this package's urlstate
+    from dltl_ui.views import ClassroomView
+
+    # ``classroom`` itself is plain session state (it survives page switches, a widget key
+    # would not); ``?classroom=1`` is written only while it is on.
+    return Binder(ClassroomView, omit_default=True)
+
+
 def page_setup(title: str, icon: str = "🧠") -> None:
     """First call of every page: page config, sidebar navigation, classroom mode, theme."""
+    classroom = _classroom_binder()
+    classroom.load()  # ?classroom=1 on a fresh session (a reload, a shared link)
     try:
-        st.set_page_config(page_title=f"{title} · DLTL", page_icon=icon, layout="wide")
+        st.set_page_config(page_title=f"{title} · DLTL", page_icon=icon, layout="wide",
+                           initial_sidebar_state="collapsed" if is_classroom() else "auto")
     except st.errors.StreamlitAPIException:
         pass  # already set (AppTest may run pages back to back)
     with st.sidebar:
@@ -82,8 +94,10 @@ def page_setup(title: str, icon: str = "🧠") -> None:
             value=is_classroom(),
             key="_classroom_toggle",
             on_change=_sync_classroom,
-            help="For the projector: bigger type and charts, explanatory text hidden.",
+            help=classroom.settings["classroom"].help,
         )
+    classroom.sync()
+    classroom.report()
     st.markdown(_BASE_CSS + (_CLASSROOM_CSS if is_classroom() else ""), unsafe_allow_html=True)
     _register_theme()
 

@@ -105,18 +105,20 @@ class UrlState:
         return default
 
     @staticmethod
+    def encode(value: Any) -> str:
+        """A value as the URL carries it (booleans 1/0, lists comma-separated, floats 6 digits)."""
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return str(value)
+
+    @staticmethod
     def sync(**values: Any) -> None:
         """Write the page's current configuration into the URL (only if it changed)."""
-        encoded = {}
-        for key, value in values.items():
-            if isinstance(value, bool):
-                encoded[key] = "1" if value else "0"
-            elif isinstance(value, (list, tuple)):
-                encoded[key] = ",".join(str(v) for v in value)
-            elif isinstance(value, float):
-                encoded[key] = f"{value:.6g}"
-            else:
-                encoded[key] = str(value)
+        encoded = {key: UrlState.encode(value) for key, value in values.items()}
         try:
             current = {k: st.query_params.get(k) for k in encoded}
             if current != encoded:

@@ -7,6 +7,8 @@ import dltl_ui as ui
 from dltl_core import profile
 from dltl_core.archs import ARCHS
 from dltl_ui import arch_charts as charts
+from dltl_ui.binder import Binder
+from dltl_ui.views import ArchView
 
 ui.page_setup("Architectures", "🏛️")
 st.title("Architectures")
@@ -16,17 +18,13 @@ ui.explain(
     "channel count, so size varies continuously: parameters and FLOPs grow roughly as width²."
 )
 
-NAMES = list(ARCHS)
-WIDTHS = [0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0]
-url = ui.UrlState()
+view = Binder(ArchView)
+view.load()
 c1, c2 = st.columns([3, 2])
-name = c1.selectbox("Architecture", NAMES, index=NAMES.index(url.choice("arch", "resnet18", NAMES)),
-                    format_func=lambda n: ARCHS[n].label, key="arch")
-w0 = url.float("width", 1.0, WIDTHS[0], WIDTHS[-1])
-width = c2.select_slider("Width multiplier", WIDTHS, value=min(WIDTHS, key=lambda w: abs(w - w0)), key="width",
-                         help="Scales the channels of every layer (1 = the published network).")
-url.sync(arch=name, width=width)
-url.report()
+name = view.widget("arch", where=c1)
+width = view.widget("width", where=c2)
+view.sync()
+view.report()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
