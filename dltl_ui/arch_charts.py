@@ -34,6 +34,7 @@ def layer_bars(table: pd.DataFrame) -> alt.Chart:
 def size_vs_flops(df: pd.DataFrame, selected: str) -> alt.Chart:
     """Every architecture's parameters against its FLOPs (log-log), the selected one highlighted."""
     d = df.assign(selected=df["name"] == selected)
+    d["below"] = _crowded(d)
     base = alt.Chart(d).encode(
         x=alt.X("params:Q", scale=alt.Scale(type="log"), title="parameters"),
         y=alt.Y("flops:Q", scale=alt.Scale(type="log"), title="FLOPs per image"),
@@ -43,8 +44,23 @@ def size_vs_flops(df: pd.DataFrame, selected: str) -> alt.Chart:
         color=alt.Color("family:N", title="family"),
         opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.55)),
         stroke=alt.condition("datum.selected", alt.value("black"), alt.value(None)))
-    labels = base.mark_text(align="left", dx=10, dy=-8).encode(text="label:N")
-    return (points + labels).properties(height=chart_height(340))
+    above = base.transform_filter("!datum.below").mark_text(align="left", dx=10, dy=-10).encode(text="label:N")
+    below = base.transform_filter("datum.below").mark_text(align="left", dx=10, dy=14).encode(text="label:N")
+    return (points + above + below).properties(height=chart_height(340))
+
+
+def _crowded(d: pd.DataFrame, near: float = 0.12) -> list[bool]:
+    """Which labels go under their point: the second of two points closer than ``near`` decades
+    on both log axes (ResNet-18 and PreActResNet-18 almost coincide), so labels never overlap."""
+    import numpy as np
+
+    lp, lf = np.log10(d["params"].clip(lower=1)), np.log10(d["flops"].clip(lower=1))
+    below = [False] * len(d)
+    for i in range(len(d)):
+        for j in range(i):
+            if not below[j] and abs(lp.iloc[i] - lp.iloc[j]) < near and abs(lf.iloc[i] - lf.iloc[j]) < near:
+                below[i] = True
+    return below
 
 
 def pareto(df: pd.DataFrame, front: pd.DataFrame, x: str) -> alt.Chart:

@@ -108,11 +108,13 @@ def show_run(res, partial, namespace: str, compact: bool = False) -> None:
     if res.diverged_at:
         st.warning(f"Diverged at epoch {res.diverged_at}: the loss blew up (learning rate {res.config.lr:g} is too "
                  "large). The curves up to that epoch are shown; lower the learning rate.")
-    m = st.columns(4)
-    m[0].metric("Training accuracy", f"{res.final['train_acc']:.1%}")
-    m[1].metric("Validation accuracy", f"{res.final['val_acc']:.1%}")
-    m[2].metric("Gap (val − train loss)", f"{res.gap_loss:+.3f}" if math.isfinite(res.gap_loss) else "–")
-    m[3].metric("Best epoch", f"{res.best_epoch}" + (" (kept)" if res.config.early_stopping else ""))
+    metrics = [("Training accuracy", f"{res.final['train_acc']:.1%}"),
+               ("Validation accuracy", f"{res.final['val_acc']:.1%}"),
+               ("Gap (val − train loss)", f"{res.gap_loss:+.3f}" if math.isfinite(res.gap_loss) else "–"),
+               ("Best epoch", f"{res.best_epoch}" + (" (kept)" if res.config.early_stopping else ""))]
+    m = st.columns(2 if compact else 4)  # two per row in a half-width column: no cut numbers
+    for i, (label, value) in enumerate(metrics):
+        m[i % len(m)].metric(label, value)
     if res.stopped_early:
         st.info(f"Early stopping ended the run at epoch {len(res.history)}: no better validation loss for "
                 f"{res.config.patience} epochs. The weights of epoch {res.best_epoch} were restored.")

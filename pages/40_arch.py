@@ -44,6 +44,10 @@ def comparison(width: float) -> pd.DataFrame:
     return pd.DataFrame(profile.compare_archs(width))
 
 
+def _speed(v: float | None) -> str:
+    return f"{v:,.0f}" if v else "not measured"
+
+
 def fmt(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
@@ -84,14 +88,12 @@ with ui.guard("the architecture summary"):
         st.caption(f"{d['paper']} {ref} {d['notes']}")
 
     layers = pd.DataFrame(s["layers"])
-    left, right = st.columns([1, 1])
-    with left:
-        st.subheader("Layer table")
-        st.dataframe(layers.rename(columns={"name": "block", "output": "output C×H×W"}),
-                     hide_index=True, width="stretch", height=36 * (len(layers) + 1) + 4,
-                     column_config={"params": st.column_config.NumberColumn(format="localized"),
-                                    "flops": st.column_config.NumberColumn(format="localized")})
-    with right:
+    st.subheader("Layer table")  # full width: every column (FLOPs included) fits
+    st.dataframe(layers.rename(columns={"name": "block", "output": "output C×H×W"}),
+                 hide_index=True, width="stretch", height=36 * (len(layers) + 1) + 4,
+                 column_config={"params": st.column_config.NumberColumn(format="localized"),
+                                "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
+    with st.container():
         st.subheader("Where the size and the work sit")
         ui.show_chart(charts.layer_bars(layers),
                       caption="What to notice: the first blocks work on 32x32 maps, so they cost many FLOPs "
@@ -102,8 +104,9 @@ st.subheader(f"All architectures at width {width}")
 with ui.guard("the comparison"):
     table = comparison(width)
     speeds = [measured(n, width, cached_only=True) for n in table["name"]]
-    table["train img/s"] = [p["train_images_per_second"] for p in speeds]
-    table["infer img/s"] = [p["infer_images_per_second"] for p in speeds]
+    # Text, so an unmeasured network reads "not measured" rather than "None".
+    table["train img/s"] = [_speed(p["train_images_per_second"]) for p in speeds]
+    table["infer img/s"] = [_speed(p["infer_images_per_second"]) for p in speeds]
     missing = [n for n, p in zip(table["name"], speeds) if p["train_images_per_second"] is None]
     if missing and st.button(f"Measure the {len(missing)} unmeasured architecture(s)", key="measure_all",
                              help="A few training batches each; on a laptop CPU this takes a minute."):
@@ -118,8 +121,7 @@ with ui.guard("the comparison"):
         hide_index=True, width="stretch",
         column_config={"params": st.column_config.NumberColumn(format="localized"),
                        "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
-                       "train img/s": st.column_config.NumberColumn(format="%.0f"),
-                       "infer img/s": st.column_config.NumberColumn(format="%.0f")})
+                       "train img/s": st.column_config.TextColumn(), "infer img/s": st.column_config.TextColumn()})
     ui.show_chart(charts.size_vs_flops(table, name),
                   caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
                           "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "
