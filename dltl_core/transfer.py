@@ -216,8 +216,9 @@ def finetune_model(backbone: Backbone, num_classes: int, unfreeze_blocks: int | 
     """A trainable copy of the backbone with a new ``num_classes`` head.
 
     Args:
-        unfreeze_blocks: train only the last N stages of timm's coarse layer groups
-            (stem, stages..., head); None trains everything.
+        unfreeze_blocks: train only the last N of the network's stages (``feature_stages``:
+            stem, stages..., final conv; timm's coarse layer groups for other architectures);
+            the new head always trains. None trains everything.
 
     Returns:
         (model, backbone parameters to train, head parameters).
@@ -228,13 +229,7 @@ def finetune_model(backbone: Backbone, num_classes: int, unfreeze_blocks: int | 
     head = list(net.get_classifier().parameters())
     frozen: list[str] = []
     if unfreeze_blocks is not None:
-        groups = timm.models.group_modules(net, net.group_matcher(coarse=True))
-        ordered = [groups[k] for k in sorted(groups)]
-        cls = _classifier_name(net)
-        body = [g for g in ordered if not all(n.split(".")[0] == cls for n in g)]  # stem, stages
-        keep = max(0, min(unfreeze_blocks, len(body)))
-        for g in body[: len(body) - keep]:
-            frozen += g
+        frozen = _frozen_names(net, unfreeze_blocks)
     model = PartlyFrozen(net, frozen)
     head_ids = {id(p) for p in head}
     body_params = [p for p in net.parameters() if p.requires_grad and id(p) not in head_ids]
@@ -242,8 +237,8 @@ def finetune_model(backbone: Backbone, num_classes: int, unfreeze_blocks: int | 
 
 
 def feature_stages(net: nn.Module) -> list[nn.Module] | None:
-    """The network's feature stages in forward order, one per timm coarse layer group
-    (stem, each stage, final conv); ``net.forward_head`` follows them.
+    """The network's feature stages in forward order (stem, each stage of timm's coarse
+    layer groups, final conv); ``net.forward_head`` follows them.
 
     Running them in turn equals ``net.forward_features``. Returns None for architectures
     whose forward is not such a chain (e.g. a ViT's tokens): they fine-tune on the photos.
@@ -306,6 +301,25 @@ def cut_index(backbone: Backbone, unfreeze_blocks: int) -> int | None:
     if stages is None:
         return None
     return len(stages) - max(0, min(unfreeze_blocks, len(stages)))
+
+
+def _frozen_names(net: nn.Module, unfreeze_blocks: int) -> list[str]:
+    """Sub-module names of all but the last ``unfreeze_blocks`` stages: ``feature_stages`` where
+    supported (so the cached activations are exactly the frozen part's output), else timm's
+    coarse layer groups (stem, stages...)."""
+    stages = feature_stages(net)
+    if stages is not None:
+        names = {id(m): n for n, m in net.named_modules()}
+        cut = len(stages) - max(0, min(unfreeze_blocks, len(stages)))
+        # A stage that is one of the net's modules is frozen by name; a wrapper (the stem's
+        # Sequential) by its children's names.
+        return [names[id(m)] for st in stages[:cut] for m in ([st] if id(st) in names else st.children())]
+    groups = timm.models.group_modules(net, net.group_matcher(coarse=True))
+    ordered = [groups[k] for k in sorted(groups)]
+    cls = _classifier_name(net)
+    body = [g for g in ordered if not all(n.split(".")[0] == cls for n in g)]  # stem, stages
+    keep = max(0, min(unfreeze_blocks, len(body)))
+    return [n for g in body[: len(body) - keep] for n in g]
 
 
 def _classifier_name(net: nn.Module) -> str:
