@@ -9,62 +9,59 @@ weights by hand.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 import torch
+from torch import nn
 from torch.optim import lr_scheduler
+
+from dltl_core.registry import Registry
 
 
 @dataclass(frozen=True)
-class OptimizerSpec:
-    """How to build one named optimizer.
+class OptimInfo:
+    """One optimizer described as data, like timm's ``OptimInfo``.
 
     Attributes:
+        name: registry key (``nesterov``).
         label: display name.
-        factory: builds the optimizer from ``(params, lr, hp)``.
-        hyper: the hyperparameters this optimizer exposes, with defaults.
+        opt_class: the ``torch.optim`` class that does the work.
+        hyper: the hyperparameters this optimizer exposes, with their defaults
+            (``beta1``/``beta2`` are passed to torch as ``betas``).
+        fixed: constructor arguments that define the variant (``nesterov=True``).
     """
 
+    name: str
     label: str
-    factory: Callable[[Any, float, dict[str, float]], torch.optim.Optimizer]
-    hyper: dict[str, float]
+    opt_class: type[torch.optim.Optimizer]
+    hyper: Mapping[str, float] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_momentum(self) -> bool:
+        """Whether a one-cycle schedule may cycle this optimizer's momentum (or Adam's beta1)."""
+        return self.hyper.get("momentum", 0.0) > 0 or "beta1" in self.hyper
+
+    def __call__(self, params: Iterable[Any], lr: float, **hyper: float) -> torch.optim.Optimizer:
+        hp = {**self.hyper, **{k: float(v) for k, v in hyper.items() if k in self.hyper}}
+        if "beta1" in hp:
+            hp["betas"] = (hp.pop("beta1"), hp.pop("beta2", 0.999))
+        return self.opt_class(params, lr=lr, **hp, **self.fixed)
 
 
-OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec(
-        "SGD", lambda p, lr, h: torch.optim.SGD(p, lr=lr, weight_decay=h.get("weight_decay", 0.0)),
-        {"weight_decay": 0.0}),
-    "momentum": OptimizerSpec(
-        "SGD + momentum",
-        lambda p, lr, h: torch.optim.SGD(p, lr=lr, momentum=h.get("momentum", 0.9),
-                                         weight_decay=h.get("weight_decay", 0.0)),
-        {"momentum": 0.9, "weight_decay": 0.0}),
-    "nesterov": OptimizerSpec(
-        "Nesterov",
-        lambda p, lr, h: torch.optim.SGD(p, lr=lr, momentum=h.get("momentum", 0.9), nesterov=True,
-                                         weight_decay=h.get("weight_decay", 0.0)),
-        {"momentum": 0.9, "weight_decay": 0.0}),
-    "rmsprop": OptimizerSpec(
-        "RMSprop",
-        lambda p, lr, h: torch.optim.RMSprop(p, lr=lr, alpha=h.get("alpha", 0.99),
-                                             momentum=h.get("momentum", 0.0),
-                                             weight_decay=h.get("weight_decay", 0.0)),
-        {"alpha": 0.99, "momentum": 0.0, "weight_decay": 0.0}),
-    "adagrad": OptimizerSpec(
-        "Adagrad", lambda p, lr, h: torch.optim.Adagrad(p, lr=lr, weight_decay=h.get("weight_decay", 0.0)),
-        {"weight_decay": 0.0}),
-    "adam": OptimizerSpec(
-        "Adam",
-        lambda p, lr, h: torch.optim.Adam(p, lr=lr, betas=(h.get("beta1", 0.9), h.get("beta2", 0.999)),
-                                          weight_decay=h.get("weight_decay", 0.0)),
-        {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0}),
-    "adamw": OptimizerSpec(
-        "AdamW",
-        lambda p, lr, h: torch.optim.AdamW(p, lr=lr, betas=(h.get("beta1", 0.9), h.get("beta2", 0.999)),
-                                           weight_decay=h.get("weight_decay", 0.01)),
-        {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01}),
-}
+OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer")
+for _info in (
+    OptimInfo("sgd", "SGD", torch.optim.SGD, {"weight_decay": 0.0}),
+    OptimInfo("momentum", "SGD + momentum", torch.optim.SGD, {"momentum": 0.9, "weight_decay": 0.0}),
+    OptimInfo("nesterov", "Nesterov", torch.optim.SGD, {"momentum": 0.9, "weight_decay": 0.0},
+              {"nesterov": True}),
+    OptimInfo("rmsprop", "RMSprop", torch.optim.RMSprop, {"alpha": 0.99, "momentum": 0.0, "weight_decay": 0.0}),
+    OptimInfo("adagrad", "Adagrad", torch.optim.Adagrad, {"weight_decay": 0.0}),
+    OptimInfo("adam", "Adam", torch.optim.Adam, {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0}),
+    OptimInfo("adamw", "AdamW", torch.optim.AdamW, {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01}),
+):
+    OPTIMIZERS.register(_info.name, _info, label=_info.label)
 
 SCHEDULES: dict[str, str] = {
     "constant": "Constant",
@@ -94,9 +91,29 @@ def create_optimizer(name: str, params: Iterable[Any], lr: float, **hyper: float
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"the learning rate must be a positive number, got {lr}")
-    spec = OPTIMIZERS[name]
-    hp = {k: float(v) for k, v in hyper.items() if k in spec.hyper}
-    return spec.factory(params, lr, hp)
+    return OPTIMIZERS.get(name)(params, lr, **hyper)
+
+
+def param_groups(model: nn.Module, weight_decay: float, *, decay_1d: bool = False) -> list[dict[str, Any]]:
+    """Trainable parameters split into a decayed and a non-decayed group.
+
+    As in nanoGPT and timm (``param_groups_weight_decay``): weight decay shrinks the
+    weight matrices and convolution kernels, not biases and normalisation scales and
+    shifts (1-D tensors). Decaying BatchNorm's scale only fights the next layer's
+    weights (the network is invariant to it) and slows training for nothing.
+
+    Args:
+        model: the model.
+        weight_decay: the decay of the weight group.
+        decay_1d: decay 1-D parameters too (the textbook ``weight_decay=`` on every parameter).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if decay_1d or weight_decay == 0:
+        return [{"params": trainable, "weight_decay": weight_decay}]
+    decay = [p for p in trainable if p.ndim > 1]
+    no_decay = [p for p in trainable if p.ndim <= 1]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay},
+                        {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
 
 
 def create_scheduler(
@@ -104,7 +121,7 @@ def create_scheduler(
     optimizer: torch.optim.Optimizer,
     total_steps: int,
     *,
-    warmup_fraction: float = 0.1,
+    warmup_fraction: float = 0.3,
     step_every_fraction: float = 0.3,
     gamma: float = 0.1,
     final_fraction: float = 0.01,
@@ -115,7 +132,9 @@ def create_scheduler(
         name: a key of ``SCHEDULES``.
         optimizer: the optimizer whose learning rate it drives (its ``lr`` is the peak/base).
         total_steps: how many times ``scheduler.step()`` will be called.
-        warmup_fraction: share of steps for the linear warm-up (``warmup_cosine``, ``onecycle``).
+        warmup_fraction: share of steps spent warming up (``warmup_cosine``, ``onecycle``);
+            0.3 is PyTorch's ``OneCycleLR`` default. (A 0.1 share made VGG-11 reach 21% instead
+            of 52% in 4 epochs: the rate hits its peak before BatchNorm statistics settle.)
         step_every_fraction: ``step`` decays by ``gamma`` every this share of the steps.
         gamma: decay factor of ``step``.
         final_fraction: ``exponential``/``cosine`` end at this fraction of the base rate.
@@ -132,9 +151,12 @@ def create_scheduler(
     if name == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=min(base) * final_fraction)
     if name == "onecycle":
-        # cycle_momentum=False: a schedule changes η only (cycling would switch momentum on for plain SGD).
+        # PyTorch's one-cycle: momentum (Adam's beta1) cycles inversely to η, 0.95 -> 0.85 -> 0.95.
+        # Not for optimizers without momentum: cycling would switch momentum on for plain SGD.
+        d = optimizer.defaults
+        cycle = d.get("momentum", 0) > 0 or "betas" in d
         return lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total_steps + 1,
-                                       pct_start=max(warmup_fraction, 1e-3), cycle_momentum=False)
+                                       pct_start=max(warmup_fraction, 1e-3), cycle_momentum=cycle)
     if name == "warmup_cosine":
         warm = max(1, round(warmup_fraction * total_steps))
         return lr_scheduler.SequentialLR(

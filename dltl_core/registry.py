@@ -19,19 +19,21 @@ keyword metadata (label, family, reference accuracy, ...) a picker can show.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from types import MappingProxyType
 from typing import Any, Generic, Iterator, Mapping, TypeVar
 
 import torch
 
+from dltl_core import device
+
 T = TypeVar("T")
 _MISSING: Any = object()
 
-# torch's global RNG is process-wide: seeded construction from two threads (two Streamlit
-# sessions) must not interleave, or one session's seed leaks into the other's weights.
-SEED_LOCK = threading.RLock()
+# torch's global RNG is process-wide: seeded construction must not interleave with another
+# thread's seeded work (a fit inside ``device.seeded``, another session's ``create``), or one
+# seed leaks into the other's random numbers. So it takes turns on the same lock as ``seeded``.
+SEED_LOCK = device._SEED_LOCK  # noqa: SLF001 - one lock for all seeded work in the process
 
 
 class Registry(Generic[T]):
@@ -129,6 +131,9 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         """``(name, entry)`` pairs, in registration order."""
         return list(self._entries.items())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

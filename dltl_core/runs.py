@@ -88,6 +88,11 @@ class RunRecord:
         cpu_seconds: CPU time of the process during the fit (all threads); on a shared
             machine it depends less on the other users' load than the wall time.
         state: ``complete``, ``pruned``, ``diverged`` or ``failed``.
+        diverged_reason: why a diverged run counts as diverged, in words.
+        test_acc: accuracy on the official test set, scored once after training (never
+            used for selection); None when the test images were not available.
+        test_acc_tta: the same with flip test-time augmentation.
+        recipe: the ``dltl_core.recipes`` name the configuration started from, if any.
         kind: ``run`` (a single run) or ``trial`` (a search trial).
         study: Optuna study name for trials.
         trial: Optuna trial number for trials.
@@ -116,6 +121,10 @@ class RunRecord:
     cpu_seconds: float | None = None
     threads: int | None = None
     state: str = "complete"
+    diverged_reason: str = ""
+    test_acc: float | None = None
+    test_acc_tta: float | None = None
+    recipe: str | None = None
     kind: str = "run"
     study: str | None = None
     trial: int | None = None
@@ -206,9 +215,14 @@ def load_results(path: str | Path) -> Results:
     return Results(data.get("provenance", {}), data["runs"], str(path))
 
 
-COLUMNS = ["run_id", "kind", "arch", "width", "study", "trial", "state", "val_acc", "best_val_acc",
-           "params", "flops", "wall_seconds", "cpu_seconds", "threads", "epochs_run", "epochs", "optimizer", "lr", "weight_decay",
-           "schedule", "batch_size", "label_smoothing", "seed", "n_train", "device", "host", "started_at"]
+COLUMNS = ["run_id", "kind", "arch", "width", "study", "trial", "recipe", "state", "val_acc", "best_val_acc",
+           "test_acc", "test_acc_tta", "params", "flops", "wall_seconds", "cpu_seconds", "threads", "epochs_run",
+           "epochs", "optimizer", "lr", "weight_decay", "schedule", "batch_size", "label_smoothing", "seed",
+           "n_train", "device", "host", "started_at"]
+
+
+def _pct(value: Any) -> float | None:
+    return None if value is None else 100.0 * value
 
 
 def runs_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -216,16 +230,15 @@ def runs_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for r in runs:
         cfg, data = r.get("config") or {}, r.get("data") or {}
-        acc = r.get("val_acc")
-        best = r.get("best_val_acc")
         rows.append({
             "run_id": r.get("run_id"), "kind": r.get("kind", "run"), "arch": r.get("arch"),
             "width": r.get("width"), "study": r.get("study"), "trial": r.get("trial"),
-            "state": r.get("state", "complete"),
-            "val_acc": None if acc is None else 100.0 * acc,
-            "best_val_acc": None if best is None else 100.0 * best,
+            "recipe": r.get("recipe"), "state": r.get("state", "complete"),
+            "val_acc": _pct(r.get("val_acc")), "best_val_acc": _pct(r.get("best_val_acc")),
+            "test_acc": _pct(r.get("test_acc")), "test_acc_tta": _pct(r.get("test_acc_tta")),
             "params": r.get("params"), "flops": r.get("flops"), "wall_seconds": r.get("wall_seconds"),
-            "cpu_seconds": r.get("cpu_seconds"), "threads": r.get("threads"), "epochs_run": len(r.get("history") or []), "epochs": cfg.get("epochs"),
+            "cpu_seconds": r.get("cpu_seconds"), "threads": r.get("threads"),
+            "epochs_run": len(r.get("history") or []), "epochs": cfg.get("epochs"),
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "weight_decay": cfg.get("weight_decay"),
             "schedule": cfg.get("schedule"), "batch_size": cfg.get("batch_size"),
             "label_smoothing": cfg.get("label_smoothing"), "seed": r.get("seed"),
@@ -236,16 +249,21 @@ def runs_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def curves_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Long table of learning curves: one row per (run, epoch) with losses and accuracies (%)."""
+    """Long table of learning curves: one row per (run, epoch) with losses and accuracies (%).
+
+    ``elapsed`` is the wall-clock seconds since the start of training at the end of the
+    epoch (time-to-accuracy charts); older records without it sum the epochs' seconds.
+    """
     rows = []
     for r in runs:
+        elapsed = 0.0
         for h in r.get("history") or []:
+            elapsed = h.get("elapsed") or (elapsed + (h.get("seconds") or 0.0))
             rows.append({"run_id": r.get("run_id"), "arch": r.get("arch"), "width": r.get("width"),
-                         "epoch": h.get("epoch"), "train_loss": h.get("train_loss"),
-                         "val_loss": h.get("val_loss"),
-                         "train_acc": None if h.get("train_acc") is None else 100.0 * h["train_acc"],
-                         "val_acc": None if h.get("val_acc") is None else 100.0 * h["val_acc"]})
-    return pd.DataFrame(rows, columns=["run_id", "arch", "width", "epoch", "train_loss", "val_loss",
+                         "epoch": h.get("epoch"), "elapsed": elapsed, "train_loss": h.get("train_loss"),
+                         "val_loss": h.get("val_loss"), "train_acc": _pct(h.get("train_acc")),
+                         "val_acc": _pct(h.get("val_acc"))})
+    return pd.DataFrame(rows, columns=["run_id", "arch", "width", "epoch", "elapsed", "train_loss", "val_loss",
                                        "train_acc", "val_acc"])
 
 

@@ -28,14 +28,16 @@ import pandas as pd
 import torch
 
 from dltl_core.archs import ARCHS, create_arch
-from dltl_core.data.cifar import CifarAugment, cifar_splits
+from dltl_core.data.cifar import CifarAugment, cifar_splits, load_cifar10
 from dltl_core.device import DevicePolicy, get_policy
 from dltl_core.profile import count_flops, count_params
 from dltl_core.runs import RunRecord, append_runs, versions
-from dltl_core.train import Callback, FitResult, TrainConfig, fit
+from dltl_core.recipes import get_recipe
+from dltl_core.train import Callback, FitResult, TrainConfig, evaluate, fit
 
 Data = tuple[torch.Tensor, torch.Tensor]
 PRUNERS = ("median", "halving", "none")
+_LOAD: Any = object()  # "load the test set from the data spec"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class SearchConfig:
         space: the search space.
         results: a JSON results file to append each trial's record to (optional).
         timeout: stop starting new trials after this many seconds (optional).
+        recipe: a ``dltl_core.recipes`` name: the settings a trial does not sample (warm-up,
+            weight averaging, decay of 1-D parameters, momentum) come from it; None: the
+            ``TrainConfig`` defaults.
     """
 
     arch: str = "resnet18"
@@ -122,6 +127,7 @@ class SearchConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     results: str | None = None
     timeout: float | None = None
+    recipe: str | None = None
 
     @property
     def name(self) -> str:
@@ -136,13 +142,44 @@ def load_data(spec: DataSpec) -> tuple[Data, Data, dict[str, Any]]:
     info = {"dataset": "CIFAR-10", "source": str(spec.data_dir or "default"),
             "max_per_class": spec.max_per_class, "val_fraction": spec.val_fraction,
             "split_seed": spec.split_seed, "n_train": len(train[1]), "n_val": len(val[1]),
-            "classes": len(classes), "augment": "random crop (pad 4) + horizontal flip"}
+            "classes": len(classes), "class_names": list(classes),
+            "augment": "random crop (pad 4) + horizontal flip"}
     return train, val, info
+
+
+def load_test(spec: DataSpec, classes: Sequence[str] | None = None) -> Data | None:
+    """The official CIFAR-10 test images of ``spec``'s folder, or None when they are not there.
+
+    Read from ``<data_dir>/test/<class>/*.jpg`` or torchvision's ``test_batch``; never
+    downloaded here (a search must not start a download behind the user's back). The
+    test set is scored once after training and never used to choose anything: search,
+    pruning and early stopping see only the validation split.
+
+    Raises:
+        ValueError: the test folder's classes differ from the training classes.
+    """
+    try:
+        test = load_cifar10(spec.data_dir, split="test", download=False)
+    except RuntimeError:
+        return None
+    if classes is not None and list(test.classes) != list(classes):
+        raise ValueError(f"the test folder's classes {test.classes} differ from the training classes "
+                         f"{list(classes)}")
+    return test.x, test.y
+
+
+def score_test(model: torch.nn.Module, test: Data, transform: Callable, policy: DevicePolicy
+               ) -> dict[str, float]:
+    """Test accuracy without and with flip test-time augmentation (once, after training)."""
+    _, acc = evaluate(model, test, 512, policy, transform)
+    _, acc_tta = evaluate(model, test, 512, policy, transform, tta=True)
+    return {"test_acc": acc, "test_acc_tta": acc_tta}
 
 
 def train_run(arch: str, width: float, config: TrainConfig, train: Data, val: Data,
               data_info: dict[str, Any], *, callbacks: Sequence[Callback] = (),
-              policy: DevicePolicy | None = None, **record_fields: Any) -> tuple[FitResult, RunRecord]:
+              policy: DevicePolicy | None = None, test: Data | None = None,
+              **record_fields: Any) -> tuple[FitResult, RunRecord]:
     """Train one architecture with ``fit`` and describe the run as a ``RunRecord``.
 
     Args:
@@ -150,23 +187,27 @@ def train_run(arch: str, width: float, config: TrainConfig, train: Data, val: Da
         train, val: uint8 images and labels; data_info: goes into the record.
         callbacks: extra ``fit`` callbacks (progress, pruning).
         policy: device policy (default: ``get_policy()``).
-        **record_fields: extra record fields (``kind``, ``study``, ``trial``...).
+        test: the official test set (``load_test``): scored once after training, with and
+            without flip TTA, into ``test_acc``/``test_acc_tta``; never used for selection.
+        **record_fields: extra record fields (``kind``, ``study``, ``trial``, ``recipe``...).
     """
     policy = policy or get_policy()
     model = create_arch(arch, num_classes=int(data_info.get("classes", 10)), width=width, seed=config.seed)
     params, flops = count_params(model), count_flops(model)
+    augment = CifarAugment(seed=config.seed)
     cpu0 = time.process_time()
-    result = fit(model, train, val, config, callbacks=callbacks, policy=policy,
-                 batch_transform=CifarAugment(seed=config.seed))
+    result = fit(model, train, val, config, callbacks=callbacks, policy=policy, batch_transform=augment)
     cpu_seconds = time.process_time() - cpu0
     last = result.history[-1] if result.history else None
-    state = "diverged" if result.diverged_at else "complete"
+    scores = score_test(model, test, augment, policy) if test is not None and result.history else {}
     record = RunRecord(
         arch=arch, width=width, config=config.as_dict(), seed=config.seed, data=data_info,
         device=policy.name, versions=versions(), history=result.history_dicts(),
         val_acc=last.val_acc if last else math.nan, best_val_acc=result.best_val_acc,
         best_epoch=result.best_epoch, params=params, flops=flops, wall_seconds=result.seconds,
-        cpu_seconds=cpu_seconds, threads=torch.get_num_threads(), state=state, **record_fields)
+        cpu_seconds=cpu_seconds, threads=torch.get_num_threads(),
+        state="diverged" if result.diverged_at else "complete", diverged_reason=result.diverged_reason,
+        **scores, **record_fields)
     return result, record
 
 
@@ -268,19 +309,22 @@ def _check(cfg: SearchConfig) -> None:
 
 
 def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] | None = None,
-               data: tuple[Data, Data, dict[str, Any]] | None = None) -> dict[str, Any]:
+               data: tuple[Data, Data, dict[str, Any]] | None = None, test: Any = _LOAD) -> dict[str, Any]:
     """Run ``cfg.trials`` trials of the study (joining it if other workers created it).
 
     Args:
         cfg: the search.
         on_trial: called with each finished trial's summary (progress).
         data: preloaded ``load_data(cfg.data)`` output (tests, several searches).
+        test: the official test set, or None for none; by default ``load_test(cfg.data)``.
+            Each trial's record gets its test accuracy; the objective stays validation.
 
     Returns:
         a summary: study, storage, this worker's trials, the study's best trial so far.
     """
     _check(cfg)
     train, val, info = data or load_data(cfg.data)
+    test = load_test(cfg.data, info.get("class_names")) if test is _LOAD else test
     if len(val[1]) == 0:
         raise ValueError("the validation split is empty: the search needs validation accuracy "
                          "(raise --val-fraction or --max-per-class)")
@@ -292,16 +336,18 @@ def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] 
     study.set_user_attr("data", info)
     mine: list[dict[str, Any]] = []
 
+    base = get_recipe(cfg.recipe).config if cfg.recipe else TrainConfig()
+
     def objective(trial: optuna.Trial) -> float:
         hp = cfg.space.sample(trial)
-        config = TrainConfig(epochs=cfg.epochs, batch_size=hp["batch_size"], optimizer=hp["optimizer"],
-                             lr=hp["lr"], weight_decay=hp["weight_decay"], schedule=hp["schedule"],
-                             label_smoothing=cfg.label_smoothing, seed=cfg.seed)
+        config = replace(base, epochs=cfg.epochs, batch_size=hp["batch_size"], optimizer=hp["optimizer"],
+                         lr=hp["lr"], weight_decay=hp["weight_decay"], schedule=hp["schedule"],
+                         label_smoothing=cfg.label_smoothing, seed=cfg.seed)
         report = _PruningReport(trial)
         dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
         _, record = train_run(cfg.arch, hp["width"], config, train, val, info, callbacks=[report],
-                              kind="trial", study=cfg.name, trial=trial.number, distributions=dists,
-                              params_sampled=hp)
+                              test=test, kind="trial", study=cfg.name, trial=trial.number,
+                              distributions=dists, params_sampled=hp, recipe=cfg.recipe)
         if report.pruned_at is not None:
             record.state = "pruned"
         trial.set_user_attr("record", record.as_dict())
@@ -331,26 +377,44 @@ def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] 
 
 def run_fixed(archs: Sequence[str], widths: Sequence[float], config: TrainConfig, data_spec: DataSpec, *,
               results: str | None = None, on_run: Callable[[dict[str, Any]], None] | None = None,
-              data: tuple[Data, Data, dict[str, Any]] | None = None) -> list[RunRecord]:
+              data: tuple[Data, Data, dict[str, Any]] | None = None, test: Any = _LOAD,
+              callbacks: Callable[[str, float], Sequence[Callback]] | None = None,
+              on_result: Callable[[FitResult, RunRecord], None] | None = None,
+              **record_fields: Any) -> list[RunRecord]:
     """Train each architecture at each width once with one configuration (no search).
 
     The baseline behind a size / accuracy / time comparison: same data, same
     hyperparameters, same seed, only the network changes.
+
+    Args:
+        archs, widths: what to train; config: the hyperparameters (e.g. a recipe's).
+        data_spec: the images; results: a results file to append each record to.
+        on_run: called with a short summary after each run (progress).
+        data: preloaded ``load_data(data_spec)`` output.
+        test: the official test set, or None; by default ``load_test(data_spec)``.
+        callbacks: ``callbacks(arch, width)`` -> extra ``fit`` callbacks (progress bars).
+        on_result: called with each run's ``FitResult`` and record (saving the model...).
+        **record_fields: extra record fields (``recipe``...).
     """
     for a in archs:
         if a not in ARCHS:
             raise ValueError(f"unknown architecture {a!r}; choose from {', '.join(ARCHS)}")
     train, val, info = data or load_data(data_spec)
+    test = load_test(data_spec, info.get("class_names")) if test is _LOAD else test
     out = []
     for arch in archs:
         for width in widths:
-            _, record = train_run(arch, width, config, train, val, info)
+            extra = callbacks(arch, width) if callbacks else ()
+            result, record = train_run(arch, width, config, train, val, info, callbacks=extra, test=test,
+                                       **record_fields)
             if results:
                 append_runs(results, [record], {"commands": [record.command]})
+            if on_result:
+                on_result(result, record)
             out.append(record)
             if on_run:
-                on_run({"arch": arch, "width": width, "val_acc": record.val_acc,
-                        "wall_seconds": record.wall_seconds, "params": record.params})
+                on_run({"arch": arch, "width": width, "val_acc": record.val_acc, "test_acc": record.test_acc,
+                        "wall_seconds": record.wall_seconds, "params": record.params, "state": record.state})
     return out
 
 

@@ -28,6 +28,15 @@ class TrainConfig:
             validation loss and restore the best epoch's weights; None = off.
         seed: seeds dropout and the mini-batch order (the initial weights are seeded
             by ``create_model(seed=...)``).
+        warmup: share of the steps spent warming the rate up (``onecycle``,
+            ``warmup_cosine``); 0.3 is PyTorch's ``OneCycleLR`` default.
+        decay_1d: apply weight decay to 1-D parameters (biases, norm scales) too; off by
+            default, as in nanoGPT and timm (see ``dltl_core.optim.param_groups``).
+        ema_epochs: keep an exponential moving average of the weights with this time
+            constant in epochs (from the end of warm-up), validate it and return it;
+            None = off. Averaging the last epochs' weights smooths SGD's noise.
+        compile: ``torch.compile`` the model's forward (CUDA only; ignored elsewhere,
+            where compilation would cost more than it saves).
     """
 
     epochs: int = 20
@@ -40,6 +49,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int | None = None
     seed: int = 0
+    warmup: float = 0.3
+    decay_1d: bool = False
+    ema_epochs: float | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -58,6 +71,10 @@ class TrainConfig:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"early-stopping patience must be at least 1 epoch, got {self.patience}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"the warm-up share must be in [0, 1), got {self.warmup}")
+        if self.ema_epochs is not None and not (self.ema_epochs > 0 and math.isfinite(self.ema_epochs)):
+            raise ValueError(f"the EMA time constant must be a positive number of epochs, got {self.ema_epochs}")
 
     def as_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for JSON, URLs and cache keys)."""
@@ -105,12 +122,15 @@ class FitResult:
         best_epoch: 1-based epoch with the lowest validation loss (the last epoch if
             there is no validation set); 0 if no epoch ran.
         best_val_acc: validation accuracy at ``best_epoch`` (NaN without validation).
-        diverged_at: epoch at which the loss became inf/NaN (training stopped there,
-            the history up to it is kept), else None.
+        diverged_at: epoch at which the loss became inf/NaN, exploded, or the network
+            collapsed to chance (training stopped there, the history up to it is kept),
+            else None.
         stopped_early: early stopping ended the run.
         interrupted: a callback asked to stop (a Stop button).
         seconds: wall time of the whole fit.
-        model: the trained model; with the best epoch's weights when ``patience`` is set.
+        model: the trained model; with the best epoch's weights when ``patience`` is set,
+            the averaged weights when ``ema_epochs`` is set.
+        diverged_reason: why the run counts as diverged, in words ("" when it did not).
     """
 
     history: list[EpochRecord]
@@ -121,6 +141,7 @@ class FitResult:
     interrupted: bool
     seconds: float
     model: nn.Module
+    diverged_reason: str = ""
 
     def history_dicts(self) -> list[dict[str, float]]:
         """The history as a list of dicts (ready for ``pandas.DataFrame``)."""
