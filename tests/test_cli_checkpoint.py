@@ -104,3 +104,26 @@ def test_unwritable_save_is_refused_before_training(tmp_path, capsys):
     assert code == 2 and "--save" in out["error"]
     code, out = _run(["train", "--epochs", "1", "--save", str(tmp_path), "--json"], capsys)
     assert code == 2 and "folder" in out["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["linear", "finetune"])
+def test_transfer_model_reproduces_its_validation_accuracy(mode, birds_dir, tmp_path, capsys):
+    """The saved network (backbone + trained head) on the run's own validation photos gives
+    the validation accuracy the run reported."""
+    from dltl_core.transfer import TransferConfig, load_split
+
+    path = tmp_path / f"{mode}.pt"
+    extra = ["--epochs", "1", "--image-size", "64", "--unfreeze-blocks", "1"] if mode == "finetune" else []
+    code, out = _run(["transfer", "--data", str(birds_dir), "--species", "3", "--max-per-species", "10",
+                      "--mode", mode, *extra, "--save", str(path), "--quiet", "--json"], capsys)
+    assert code == 0, out
+    birds, _, va = load_split(TransferConfig(data=str(birds_dir), species="3", max_per_species=10))
+    val_dir = tmp_path / "val"
+    for p in va:
+        f = Path(birds.files[p])
+        (val_dir / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, val_dir / f.parent.name / f.name)
+    code, pred = _run(["predict", "--load", str(path), str(val_dir), "--json"], capsys)
+    assert code == 0 and pred["labelled"] == out["n_val"]
+    assert pred["accuracy"] == pytest.approx(out["val_accuracy"], abs=1e-6)
