@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import time
 import zipfile
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def _ok(at: AppTest) -> None:
 
 def _metrics(at: AppTest) -> dict[str, float]:
     return {m.label: float(m.value.rstrip("%")) / 100 for m in at.metric}
+
+
+def _until(at: AppTest, done, timeout: float = 300) -> None:
+    """Rerun the page until ``done(at)``: fine-tuning runs as a job in its own process."""
+    t0 = time.monotonic()
+    while not done(at) and time.monotonic() - t0 < timeout:
+        time.sleep(1)
+        at.run()
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +170,8 @@ def test_finetune_button_adds_a_mode_and_is_cached(birds_dir):
     _ok(at)
     at.button(key="tl_run_ft").click().run()
     _ok(at)
+    _until(at, lambda a: "Fine-tuning" in _metrics(a) or a.exception or a.error)
+    _ok(at)
     assert list(_metrics(at)) == ["Transfer (frozen)", "Fine-tuning"]
     at.run()  # no click: the result comes from st.cache_data, keyed by the config
     _ok(at)
@@ -192,3 +203,41 @@ def test_species_whose_photos_are_all_broken(tmp_path, monkeypatch):
     assert at.text_input(key="tl_folder").value == str(tmp_path)
     assert any("could be read" in w.value for w in at.warning)
     assert not at.metric
+
+
+def test_page_load_never_reaches_the_model_hub(monkeypatch):
+    from dltl_core import backbones as bk
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the page asked the model hub on load")
+
+    monkeypatch.setattr(bk, "_hub_reachable", no_network)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    at = _page()
+    _ok(at)
+    assert list(_metrics(at)) == ["Transfer (frozen)"]
+    monkeypatch.setattr(bk, "_hub_reachable", lambda: (False, "no network: test"))
+    at.button(key="tl_hub").click().run()  # the explicit action asks, with a short timeout
+    _ok(at)
+    at.selectbox(key="tl_backbone").set_value("resnet18").run()
+    _ok(at)
+    assert any("no network: test" in w.value for w in at.warning) or bk._hub_weights_cached("resnet18")
+
+
+def test_a_link_alone_never_starts_heavy_extraction(monkeypatch):
+    from dltl_core import features
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("a link started the feature extraction of 50 species")
+
+    monkeypatch.setattr(features, "_extract_chunk", no_extraction)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(PAGE)
+    at.query_params["k"] = "50"
+    at.query_params["cap"] = "200"
+    at.run()
+    _ok(at)
+    assert at.slider(key="tl_k").value == 50
+    assert any("need their features extracted first" in i.value for i in at.info)
+    assert at.button(key="tl_extract") is not None and not at.metric
