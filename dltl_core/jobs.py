@@ -130,6 +130,7 @@ class _Job:
     beat: float = field(default_factory=time.monotonic)
     started: float = 0.0
     phase_started: float = 0.0
+    phase_done0: int = 0  # ``done`` at the phase's first report: the rate counts from there
     process: Any = None
     inbox: Any = None
     base_rss: int = 0
@@ -380,8 +381,8 @@ class JobRunner:
         if snap.state == QUEUED:
             return replace(snap, position=self._waiting.index(job.id) + 1 if job.id in self._waiting else 0)
         eta = None
-        if snap.state == RUNNING and snap.total > 0 and 0 < snap.done < snap.total:
-            eta = (now - job.phase_started) * (snap.total - snap.done) / snap.done
+        if snap.state == RUNNING and snap.total > 0 and job.phase_done0 < snap.done < snap.total:
+            eta = (now - job.phase_started) * (snap.total - snap.done) / (snap.done - job.phase_done0)
         end = job.ended or now
         return replace(snap, eta=eta, seconds=end - job.started if job.started else 0.0)
 
@@ -449,7 +450,7 @@ class JobRunner:
         elif kind == "progress":
             _, phase, done, total, payload = msg
             if phase != job.status.phase:
-                job.phase_started = time.monotonic()
+                job.phase_started, job.phase_done0 = time.monotonic(), done
             payloads = job.status.payloads + ((payload,) if payload is not None else ())
             job.status = replace(job.status, phase=phase, done=done, total=total, payloads=payloads)
         elif kind == "result":

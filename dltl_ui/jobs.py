@@ -146,7 +146,8 @@ def _live(key: str, entry: dict, label: str, on_partial: Callable[[tuple[dict, .
             st.progress(snap.fraction, text=progress_text(snap, label))
             if on_partial is not None and snap.payloads:
                 on_partial(snap.payloads)
-            if st.button("⏹ Stop", key=f"{key}__stop", help="Ends the run's process now."):
+            if st.button("Stop", key=f"{key}__stop", icon=":material/stop_circle:",
+                         help="Ends the run's process now."):
                 runner.cancel(entry["id"], "stopped")
                 snap = runner.status(entry["id"])
         if snap.finished and entry["final"] is None:
