@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import traceback
-from typing import Iterator
+from typing import Any, Iterator
 
 import altair as alt
 import streamlit as st
@@ -14,14 +14,20 @@ from dltl_ui.nav import HOME, sections
 
 log = logging.getLogger("dltl")
 
+# Projector: big body text, but compact headings and padding so each page's main chart fits
+# a 1280x720 or 1024x768 screen without scrolling (the browser test checks it).
 _CLASSROOM_CSS = """
 <style>
 html, body, [class*="css"], .stMarkdown p, .stMarkdown li, label, .stSlider, .stSelectbox
   { font-size: 1.25rem !important; }
-h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; } h3 { font-size: 1.9rem !important; }
+.block-container { padding-top: 2.6rem !important; padding-bottom: 1rem !important; }
+h1 { font-size: 2rem !important; padding: 0 0 0.3rem 0 !important; }
+h2 { font-size: 1.6rem !important; padding: 0.2rem 0 !important; }
+h3 { font-size: 1.4rem !important; padding: 0.2rem 0 !important; }
 [data-testid="stCaptionContainer"] { display: none; }
 </style>
 """
+MAIN_CHART_KEY = "dltl_main_chart"
 _BASE_CSS = """
 <style>
 .block-container { padding-top: 2.2rem; }
@@ -46,8 +52,10 @@ def _register_theme() -> None:
         return {
             "config": {
                 "axis": {"labelFontSize": label, "titleFontSize": title, "gridOpacity": 0.5},
-                "legend": {"labelFontSize": label, "titleFontSize": title, "symbolSize": 160},
-                "title": {"fontSize": header, "anchor": "start"},
+                # No label or title limit: a cut legend entry ("2. SGD + momentum, η =") or
+                # title hides the very thing the chart is about.
+                "legend": {"labelFontSize": label, "titleFontSize": title, "symbolSize": 160, "labelLimit": 0},
+                "title": {"fontSize": header, "anchor": "start", "limit": 0},
                 "header": {"labelFontSize": title, "titleFontSize": title},
                 "text": {"fontSize": label},
                 "range": {"category": {"scheme": "tableau10"}},
@@ -108,9 +116,26 @@ def explain(markdown: str) -> None:
         st.markdown(markdown)
 
 
-def chart_height(base: int = 360) -> int:
-    """Chart height in pixels, larger in classroom mode."""
-    return int(base * 1.35) if is_classroom() else base
+def chart_height(base: int = 360, classroom: int | None = None) -> int:
+    """Chart height in pixels: ``classroom`` (default 1.2 x base, at most 400) in classroom mode.
+
+    A projector shows 720-768 pixels: a main chart of 400 px plot height, its axes and one
+    line of controls fit without scrolling.
+    """
+    if not is_classroom():
+        return base
+    return classroom if classroom is not None else min(int(base * 1.2), 400)
+
+
+def controls(label: str = "⚙️ Settings") -> Any:
+    """Where a page's controls go: inline, or in classroom mode a closed expander above the chart
+    (the teacher opens it to change a setting; the chart stays on screen)."""
+    return st.expander(label, expanded=False) if is_classroom() else st.container()
+
+
+def main_chart() -> Any:
+    """The container of a page's main chart (the one the projector must show whole)."""
+    return st.container(key=MAIN_CHART_KEY)
 
 
 def show_chart(chart: alt.TopLevelMixin, caption: str | None = None) -> None:

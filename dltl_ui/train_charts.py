@@ -17,75 +17,12 @@ import pandas as pd
 import streamlit as st
 
 from dltl_core.train import Callback
+from dltl_ui.charts.curves import curves_frame, learning_curves, show_curves
+from dltl_ui.charts.palette import CLASS_COLORS, SPLIT_COLORS
 from dltl_ui.layout import chart_height
 
-SPLIT_COLORS = alt.Scale(domain=["train", "validation"], range=["#1f4eb4", "#e4572e"])
-CLASS_COLORS = alt.Scale(domain=[0, 1], range=["#1f4eb4", "#e4572e"])
-
-
-def curves_frame(history: pd.DataFrame) -> pd.DataFrame:
-    """Long form of a history: epoch, metric, split, value (non-finite values dropped)."""
-    rows = []
-    for metric, cols in (("loss", ("train_loss", "val_loss")), ("accuracy", ("train_acc", "val_acc"))):
-        for col, split in zip(cols, ("train", "validation")):
-            if col in history:
-                rows.append(pd.DataFrame({"epoch": history["epoch"], "value": history[col],
-                                          "metric": metric, "split": split}))
-    if not rows:
-        return pd.DataFrame(columns=["epoch", "value", "metric", "split"])
-    out = pd.concat(rows, ignore_index=True)
-    return out[out["value"].map(lambda v: v is not None and math.isfinite(v))]
-
-
-def _panel(long: pd.DataFrame, metric: str, epochs: int | None, height: int, marks: list[alt.Chart]) -> alt.LayerChart:
-    data = long[long.metric == metric]
-    x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs or 1, 2)], nice=False))
-    y_title = "loss (cross-entropy)" if metric == "loss" else "accuracy"
-    y_scale = alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Scale(zero=True)
-    lines = alt.Chart(data).mark_line(strokeWidth=3).encode(
-        x=x, y=alt.Y("value:Q", title=y_title, scale=y_scale),
-        color=alt.Color("split:N", scale=SPLIT_COLORS, title=None, legend=alt.Legend(orient="bottom")),
-        tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")],
-    )
-    return alt.layer(lines, *marks).properties(height=height, title=metric.capitalize())
-
-
-def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch: int | None = None,
-                    show_gap: bool = True, height: int | None = None) -> tuple[alt.LayerChart, alt.LayerChart]:
-    """Loss and accuracy charts, train vs validation (draw them side by side).
-
-    Args:
-        history: one row per epoch (``FitResult.history_dicts()``).
-        epochs: the planned number of epochs (fixes the x axis while the curves grow).
-        best_epoch: marked with a dashed rule ("lowest validation loss / early stopping").
-        show_gap: mark the generalization gap (validation minus training loss) at the last epoch.
-
-    Returns:
-        ``(loss_chart, accuracy_chart)``.
-    """
-    height = height or chart_height(300)
-    long = curves_frame(history)
-    loss_marks: list[alt.Chart] = []
-    acc_marks: list[alt.Chart] = []
-    if best_epoch:
-        rule = pd.DataFrame({"epoch": [best_epoch], "label": [f"best epoch {best_epoch}"]})
-        for marks in (loss_marks, acc_marks):
-            marks.append(alt.Chart(rule).mark_rule(strokeDash=[6, 4], color="#2ca02c", strokeWidth=2)
-                         .encode(x="epoch:Q"))
-        loss_marks.append(alt.Chart(rule).mark_text(align="left", dx=5, dy=-8, color="#2ca02c", fontWeight="bold")
-                          .encode(x="epoch:Q", y=alt.value(12), text="label:N"))
-    cols = [c for c in ("train_loss", "val_loss") if c in history]
-    last = history.dropna(subset=cols).tail(1) if len(cols) == 2 else history.iloc[0:0]
-    if show_gap and not last.empty:
-        e, tl, vl = int(last.epoch.iloc[0]), float(last.train_loss.iloc[0]), float(last.val_loss.iloc[0])
-        if math.isfinite(tl) and math.isfinite(vl):
-            gap = pd.DataFrame({"epoch": [e], "lo": [min(tl, vl)], "hi": [max(tl, vl)], "mid": [(tl + vl) / 2],
-                                "label": [f"gap {vl - tl:+.2f}"]})
-            loss_marks.append(alt.Chart(gap).mark_rule(color="#555", strokeWidth=4)
-                              .encode(x="epoch:Q", y="lo:Q", y2="hi:Q"))
-            loss_marks.append(alt.Chart(gap).mark_text(align="right", dx=-8, color="#333", fontWeight="bold")
-                              .encode(x="epoch:Q", y="mid:Q", text="label:N"))
-    return (_panel(long, "loss", epochs, height, loss_marks), _panel(long, "accuracy", epochs, height, acc_marks))
+__all__ = ["CLASS_COLORS", "SPLIT_COLORS", "LiveCurves", "boundary_chart", "curves_frame", "learning_curves",
+           "memo_get", "memo_put", "resume_button", "run_live", "show_curves"]
 
 
 def boundary_chart(boundary: pd.DataFrame, points: pd.DataFrame, title: str = "Decision boundary",
@@ -111,19 +48,6 @@ def boundary_chart(boundary: pd.DataFrame, points: pd.DataFrame, title: str = "D
         color=alt.Color("label:N", scale=alt.Scale(domain=[0, 1], range=["#0b3d91", "#b3001b"]), legend=None),
     )
     return alt.layer(rects, dots).resolve_scale(color="independent").properties(height=height, title=title)
-
-
-def show_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch: int | None = None,
-                show_gap: bool = True, extra: alt.TopLevelMixin | None = None, caption: str | None = None) -> None:
-    """Loss and accuracy side by side (and an ``extra`` chart, e.g. the boundary, beside them)."""
-    loss, acc = learning_curves(history, epochs, best_epoch, show_gap)
-    cols = st.columns(3 if extra is not None else 2)
-    cols[0].altair_chart(loss, width="stretch", theme=None)
-    cols[1].altair_chart(acc, width="stretch", theme=None)
-    if extra is not None:
-        cols[2].altair_chart(extra, width="stretch", theme=None)
-    if caption:
-        st.caption(caption)
 
 
 class LiveCurves(Callback):

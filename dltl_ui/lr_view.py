@@ -1,0 +1,159 @@
+"""The /lr page's sections: regimes (the sweep), schedules and the LR range test.
+
+The schedules and the range test are fragments: their own widgets rerun only their
+own section. Every contour map comes from the one contour view (grid cached per surface).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, log_grid, \
+    lr_sweep, regime_examples
+from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test
+from dltl_core.optim import OPTIMIZERS, SCHEDULES
+from dltl_core.surfaces import Surface, create_surface
+from dltl_ui import gd_charts as gc
+from dltl_ui.binder import Binder
+from dltl_ui.charts.contour import contour_view
+from dltl_ui.charts.palette import SCHED_COLORS
+from dltl_ui.layout import chart_height, explain, guard, main_chart, show_chart
+
+SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
+
+
+@st.cache_data(max_entries=64, show_spinner="Sweeping learning rates…")
+def sweep(config: DescentConfig) -> tuple[list[SweepPoint], dict[str, Descent]]:
+    """Final loss for every lr on the grid, and one full run per regime."""
+    points = lr_sweep(config, log_grid(*SWEEP))
+    examples = regime_examples(points)
+    runs = descend_many([config.replace(lr=lr) for lr in examples.values()])
+    return points, dict(zip(examples, runs))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def schedules(config: DescentConfig, names: tuple[str, ...]) -> list[Descent]:
+    return compare_schedules(config, names)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the LR range test on the digits…")
+def range_test(config: RangeTestConfig) -> RangeTestResult:
+    return lr_range_test(config)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def panel(run: Descent, label: str, color: str, height: int, title: str):
+    """One small contour map with one run (cached: building Altair layers is the slow part)."""
+    surface = create_surface(run.config.surface, run.config.condition)
+    # Small panels: divergence is told in the title and the line under the panel, not on the map.
+    if run.diverged_at is not None:
+        title = f"{title} 💥"
+    return contour_view(surface, [run], [label], [color], condition=run.config.condition, n=56,
+                        height=height, title=title, legend=False)
+
+
+
+def regimes_section(base: DescentConfig) -> None:
+    """Four runs (too small, good, too large, divergent) and the sweep they come from."""
+    with guard("the learning-rate sweep"):
+        if st.session_state["lr_steps"] == 0:
+            st.info("Zero steps: nothing moves. Choose at least ten steps to compare learning rates.", icon="ℹ️")
+        else:
+            points, examples = sweep(base)
+            with main_chart():
+                cols = st.columns(max(1, len(examples)))
+            for col, (regime, run) in zip(cols, examples.items()):
+                with col:
+                    color = gc.REGIME_COLORS[regime]
+                    show_chart(panel(run, regime, color, chart_height(300, 340), regime))
+                    st.markdown(f"<span style='color:{color};font-size:1.2rem'>●</span> **η = {run.config.lr:.4g}**: "
+                                f"{run.status}", unsafe_allow_html=True)
+            st.caption("Learning rates picked from the sweep below, one per regime, all from the same start "
+                       "(□) with the same number of steps. What to notice: the good η is often just below "
+                       "the divergent one.")
+            df = pd.DataFrame([{"lr": p.lr, "gap": p.gap, "regime": p.regime} for p in points])
+            show_chart(gc.sweep_chart(df, marked=[r.config.lr for r in examples.values()]),
+                caption=f"Final loss above the minimum after {base.steps} steps of "
+                        f"{OPTIMIZERS[base.optimizer].label}, for {SWEEP[2]} learning rates from "
+                                  f"{SWEEP[0]:g} to {SWEEP[1]:g}. What to notice: a wide valley of good values "
+                                  "on the log axis, and a cliff where the runs diverge.")
+
+
+@st.fragment
+def schedules_section(lrb: Binder, base: DescentConfig, surface: Surface) -> None:
+    """Schedules from torch.optim.lr_scheduler: η per step, loss, one map each (a fragment)."""
+    ss = st.session_state
+    st.header("Schedules")
+    explain("A schedule from `torch.optim.lr_scheduler` multiplies the base η at every step. "
+               "Warm-up starts small while the optimizer state settles; decay takes big steps early "
+               "and small ones at the end, so the point stops bouncing and settles in the minimum.")
+    c = st.columns([1, 1, 3])
+    lrb.widget("lr", where=c[0])
+    lrb.widget("noise", where=c[1])
+    lrb.widget("scheds", where=c[2])
+    names = tuple(ss["lr_scheds"])
+    lrb.sync(["lr", "noise", "scheds"])
+    with guard("the schedules"):
+        try:  # the config checks itself
+            sconf, problem = base.replace(lr=float(ss["lr_lr"]), noise=float(ss["lr_noise"])), None
+        except ValueError as err:
+            sconf, problem = None, str(err)
+        if problem:
+            st.warning(f"Cannot run the schedules: {problem}.", icon="⚠️")
+        elif not names:
+            st.info("Pick at least one schedule.", icon="ℹ️")
+        else:
+            runs = schedules(sconf, names)
+            labels = [SCHEDULES[n] for n in names]
+            colors = [SCHED_COLORS[list(SCHEDULES).index(n)] for n in names]
+            curves = pd.DataFrame({"run": np.repeat(labels, base.steps), "step": np.tile(np.arange(base.steps), len(runs)),
+                                   "lr": np.concatenate([r.lr for r in runs])})
+            left, right = st.columns([1, 1])
+            with left:
+                show_chart(gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
+                    caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
+            with right:
+                paths = gc.paths_frame(runs, labels, surface.f_min)
+                if len(paths):
+                    show_chart(gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
+                        caption="Loss above the minimum: with a constant η the noise keeps kicking the "
+                                          "point around; decaying schedules settle lower at the end.")
+            cols = st.columns(3)
+            for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
+                with cols[k % 3]:
+                    show_chart(panel(run, label, color, chart_height(300), label))
+            st.caption("Each schedule from the same start (□), with the same optimizer, base η and noise. "
+                       "What to notice: warm-up takes small first steps; decay damps the final bouncing.")
+
+
+@st.fragment
+def range_test_section(lrb: Binder) -> None:
+    """The LR range test of a small MLP on the digits (a fragment)."""
+    ss = st.session_state
+    st.header("LR range test on a real network")
+    explain("A small MLP (64 → 128 → 128 → 10) learns scikit-learn's 8×8 handwritten digits for "
+               "one pass of mini-batches while η grows exponentially, batch by batch, from 10⁻⁴ to 10 "
+               "(`torch.optim.lr_scheduler.ExponentialLR`). Where the loss falls fastest is a good η; "
+               "where it shoots up, η is too large.")
+    c = st.columns([1, 1, 2])
+    lrb.widget("rt_opt", where=c[0])
+    lrb.widget("bs", where=c[1], format_func=str)
+    lrb.sync(["rt_opt", "bs"])
+    with guard("the LR range test"):
+        result = range_test(RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"])))
+        df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
+        show_chart(gc.range_test_chart(df, result.suggested),
+                      caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
+                              "blue: smoothed. What to notice: flat at first (η too small), then falling, "
+                              "then exploding; the suggested η is where it falls fastest.")
+        if result.suggested is None:
+            st.info("The loss never clearly fell: try another optimizer or batch size.", icon="ℹ️")
+        else:
+            st.markdown(f"**Suggested η ≈ {result.suggested:.2g}** for {OPTIMIZERS[ss['lr_rt_opt']].label} "
+                        f"with batches of {ss['lr_bs']} (lowest loss at η ≈ {result.lr_at_min:.2g}"
+                        + (f"; stopped at batch {result.stopped_at} when the loss blew up)." if result.stopped_at
+                           else ")."))
+
+
