@@ -10,46 +10,91 @@ command never means editing this file.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
+import importlib.util
 import json
 import pkgutil
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
 
 from dltl_core import commands as _commands_pkg
-from dltl_core.cache import json_safe
-from dltl_core.progress import Progress, library_bars_off
 
 
-def _discover() -> dict[str, ModuleType]:
-    found: dict[str, ModuleType] = {}
+def _literal_names(path: str) -> dict[str, str]:
+    """Top-level ``NAME = "..."`` / ``HELP = "..."`` string constants of a module's source."""
+    found: dict[str, str] = {}
+    for node in ast.parse(Path(path).read_text(encoding="utf-8")).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            found[node.targets[0].id] = node.value.value
+    return found
+
+
+def _catalogue() -> dict[str, tuple[str, str]]:
+    """{command: (module name, help)} of every command module, read from source without importing
+    it: ``--help`` and one command then import only what that command needs (no timm, optuna,
+    pandas for ``train``)."""
+    out: dict[str, tuple[str, str]] = {}
     for info in sorted(pkgutil.iter_modules(_commands_pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{_commands_pkg.__name__}.{info.name}")
+        full = f"{_commands_pkg.__name__}.{info.name}"
+        spec = importlib.util.find_spec(full)
+        consts = _literal_names(spec.origin) if spec and spec.origin else {}
+        if "NAME" not in consts or "HELP" not in consts:  # not literal: ask the module itself
+            module = importlib.import_module(full)
+            if not all(hasattr(module, a) for a in ("NAME", "HELP", "add_arguments", "run")):
+                continue
+            consts = {"NAME": module.NAME, "HELP": module.HELP}
+        out[consts["NAME"]] = (full, consts["HELP"])
+    return out
+
+
+def _discover(only: str | None = None) -> dict[str, ModuleType]:
+    """Import the command modules (all, or just ``only``), keyed by command name."""
+    found: dict[str, ModuleType] = {}
+    for name, (full, _) in _catalogue().items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(full)
         if all(hasattr(module, attr) for attr in ("NAME", "HELP", "add_arguments", "run")):
             found[module.NAME] = module
     return found
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
-    """The top-level parser with one sub-parser per discovered command."""
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The top-level parser with one sub-parser per discovered command.
+
+    Args:
+        only: build this command's options only (the others are listed with their help);
+            None builds every command (imports them all).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m dltl_core",
         description="DLTL core: the deep-learning teaching dashboard's work, from a terminal.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = _discover()
-    for name, module in modules.items():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+    modules = _discover(only)
+    for name, (_, help_text) in _catalogue().items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module = modules.get(name)
+        if module is None:
+            continue
         module.add_arguments(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--progress", action="store_true",
                        help="draw the progress bar on stderr even when it is not a terminal")
     return parser, modules
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The sub-command named in ``argv`` ('' when none): the first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def _error(args: argparse.Namespace, message: str) -> int:
@@ -62,11 +107,15 @@ def _error(args: argparse.Namespace, message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command, print its result. Returns the exit code."""
-    parser, modules = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, modules = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 0
+    from dltl_core.cache import json_safe  # these import torch: not needed for --help
+    from dltl_core.progress import Progress, library_bars_off
+
     module = modules[args.command]
     quiet = not Progress.from_args(args).enabled  # --quiet or no terminal: no download bars either
     try:
