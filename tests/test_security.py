@@ -124,13 +124,13 @@ def test_seeded_threads_do_not_change_each_others_results():
 
 @pytest.mark.slow
 def test_jobs_side_by_side_give_the_result_of_a_run_alone(runner):
+    _idle(runner)
     ids = [runner.submit(train_digits_job, {"epochs": 3}, seed=5) for _ in range(3)]
-    other = runner.submit(train_digits_job, {"epochs": 3}, seed=6)
-    done = [runner.wait(i, 120) for i in ids + [other]]
-    assert [d.state for d in done] == [jobs.DONE] * 4, [d.error for d in done]
-    # ids[0] and ids[1] ran at the same time (max_jobs=2); ids[2] ran after them.
+    done = [runner.wait(i, 180) for i in ids]
+    assert [d.state for d in done] == [jobs.DONE] * 3, [d.error for d in done]
+    # ids[0] and ids[1] ran at the same time (max_jobs=2); ids[2] ran alone after them.
     assert done[0].result == done[1].result == done[2].result
-    assert done[3].result != done[0].result
+    assert len(set(done[0].result)) == 3  # a real training: the loss changes every epoch
     assert [p["epoch"] for p in done[0].payloads] == [0, 1, 2]
     assert done[0].payloads[-1]["loss"] == done[0].result[-1]
 
