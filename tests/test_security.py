@@ -586,3 +586,30 @@ def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
     assert _gone(snap.pid, 5), "the job's process still runs after Stop"
     at.run()
     assert any("cancelled" in m.value for m in at.markdown)
+
+
+@pytest.mark.slow
+def test_an_upload_lands_in_its_own_session_area_and_no_other_session_reaches_it(
+        tmp_path, monkeypatch, birds_dir):
+    """Findings: "<cache>/uploads … each one then shows that visitor's photos"; the upload label."""
+    from dltl_core import paths
+
+    first = _transfer_page(tmp_path, monkeypatch)
+    first.radio(key="tl_source").set_value("Upload a zip").run()
+    uploader = first.get("file_uploader")[0]
+    assert "at most 50 MB" in uploader.proto.label  # server.maxUploadSize, not the old "200 MB"
+    first.file_uploader(key="tl_zip").set_value(("birds.zip", _photo_zip(birds_dir), "application/zip")).run()
+    assert not first.exception and not first.error
+    token = first.session_state["_dltl_upload_token"]
+    area = paths.upload_base() / token
+    unpacked = [p for p in area.iterdir() if p.is_dir()]
+    assert len(unpacked) == 1 and len(list(unpacked[0].rglob("*.jpg"))) == 6
+    second = _transfer_page(tmp_path, monkeypatch)  # another visitor
+    second.text_input(key="tl_folder").set_value(str(unpacked[0])).run()
+    assert [w.value for w in second.warning][0].endswith(
+        "is not a folder inside this server's data folders. Choose a folder listed below the box, "
+        "or download CUB-200-2011 / upload a zip instead.")
+    # The first visitor may type their own upload's path.
+    first.radio(key="tl_source").set_value("Folder").run()
+    first.text_input(key="tl_folder").set_value(str(unpacked[0])).run()
+    assert not any("is not a folder" in w.value for w in first.warning)
