@@ -43,21 +43,21 @@ def _refused(url: str, **kw) -> tuple[str, float]:
 
 def test_refused_port_fails_fast_without_password(refused_port):
     msg, seconds = _refused(f"postgresql://student:hunter2@127.0.0.1:{refused_port}/dltl")
-    assert seconds < 5
+    assert seconds < 10  # was 1.6 s to a traceback before; generous for a loaded CI machine
     assert "hunter2" not in msg and str(refused_port) in msg
     assert "refused" in msg.lower()
 
 
 def test_silent_port_times_out_within_the_timeout(silent_port):
     msg, seconds = _refused(f"postgresql://u@127.0.0.1:{silent_port}/dltl", timeout=2)
-    assert seconds < 8, seconds
+    assert seconds < 15, seconds  # 2 s connect timeout (x2 addresses at most) + imports; was 15.7 s+
     assert "timeout" in msg.lower() or "no answer" in msg.lower()
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@host:notaport/db", "nosuchdb://x/y", "   "])
 def test_bad_urls_are_one_value_error(url):
     msg, seconds = _refused(url)
-    assert seconds < 5 and msg
+    assert seconds < 10 and msg
 
 
 def test_password_hidden_in_descriptions():
@@ -118,7 +118,7 @@ def test_cli_search_refused_storage_is_exit_2_json(refused_port, capsys):
     code = main(["search", "--storage", f"postgresql://u:pw@127.0.0.1:{refused_port}/db", "--trials", "1",
                  "--json"])
     out = capsys.readouterr().out
-    assert code == 2 and time.perf_counter() - t0 < 10
+    assert code == 2 and time.perf_counter() - t0 < 30  # imports of the search command included
     assert "error" in json.loads(out)
 
 
