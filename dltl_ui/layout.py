@@ -133,6 +133,15 @@ def controls(label: str = "⚙️ Settings") -> Any:
     return st.expander(label, expanded=False) if is_classroom() else st.container()
 
 
+def side_controls(ratio: tuple[float, float] = (1, 2)) -> tuple[Any, Any]:
+    """``(controls, content)``: two columns, or in classroom mode a closed expander above
+    full-width content (a projector needs the width for the chart)."""
+    if is_classroom():
+        return st.expander("⚙️ Settings", expanded=False), st.container()
+    left, right = st.columns(list(ratio))
+    return left, right
+
+
 def main_chart() -> Any:
     """The container of a page's main chart (the one the projector must show whole)."""
     return st.container(key=MAIN_CHART_KEY)

@@ -7,6 +7,7 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core.lessons.softmax import confidence_sweep, losses_of_probs, softmax_losses
 from dltl_ui.binder import Binder
+from dltl_ui.charts.palette import LOSS_COLORS
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LossView
 
@@ -23,12 +24,11 @@ the gradient $\partial L / \partial z$: for cross-entropy it is simply $p - t$.
 """
 )
 
-LOSS_COLORS = alt.Scale(domain=["cross-entropy", "MSE"], range=["#e4572e", "#2ca02c"])
 ss = st.session_state
 view = Binder(LossView, prefix="ls")
 view.load()
 
-left, right = st.columns([1, 2])
+left, right = ui.side_controls((1, 2))
 with left:
     k = view.widget("k")
     if ss["ls_target"] >= k:
@@ -55,9 +55,10 @@ with right, ui.guard("the softmax"):
                                                              range=["#1f4eb4", "#bbbbbb"]),
                         legend=alt.Legend(orient="bottom")),
         tooltip=["class", "kind", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=chart_height(280))
-    ui.show_chart(chart, caption="What to notice: softmax never gives exactly 0 or 1; raising one logit takes "
-                                 "probability from all the others. Low temperature sharpens, high flattens.")
+    ).properties(height=chart_height(280, 300))
+    with ui.main_chart():
+        ui.show_chart(chart, caption="What to notice: softmax never gives exactly 0 or 1; raising one logit takes "
+                                     "probability from all the others. Low temperature sharpens, high flattens.")
     grads = pd.concat([table.assign(loss="cross-entropy", grad=table["grad_ce"]),
                        table.assign(loss="MSE", grad=table["grad_mse"])])
     gchart = alt.Chart(grads).mark_bar().encode(

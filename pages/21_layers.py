@@ -6,6 +6,7 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core.lessons.layers import LayersResult, compare_layers, param_table
 from dltl_ui.binder import Binder
+from dltl_ui.charts.palette import KIND_COLORS
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LayersView
 
@@ -24,7 +25,8 @@ view = Binder(LayersView, prefix="ly")
 view.load()
 
 st.subheader("How many weights?")
-channels = view.widget("channels")
+with ui.controls():
+    channels = view.widget("channels")
 with ui.guard("the parameter count"):
     table = param_table(out_channels=channels)
     long = table.melt(id_vars=["input"], value_vars=["fully connected", "convolutional"], var_name="layer",
@@ -35,12 +37,13 @@ with ui.guard("the parameter count"):
         x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title="parameters of one layer (log scale)",
                 axis=alt.Axis(format="~s")),
         color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="bottom"),
-                        scale=alt.Scale(domain=["fully connected", "convolutional"], range=["#e4572e", "#1f4eb4"])),
+                        scale=KIND_COLORS),
         tooltip=["input", "layer", alt.Tooltip("parameters:Q", format=",")],
     )
     labels = dots.mark_text(dy=-16, fontWeight="bold").encode(text=alt.Text("parameters:Q", format=".3~s"))
-    chart = (dots + labels).properties(height=chart_height(260))
-    ui.show_chart(chart, caption="What to notice: for the same number of outputs, a fully connected layer's "
+    chart = (dots + labels).properties(height=chart_height(260, 300))
+    with ui.main_chart():
+        ui.show_chart(chart, caption="What to notice: for the same number of outputs, a fully connected layer's "
                                  "weights grow with the image squared; the convolution's stay the same.")
     st.dataframe(table.style.format({"fully connected": "{:,}", "convolutional": "{:,}", "outputs": "{:,}",
                                      "ratio": "{:,.0f}×"}), hide_index=True, width="stretch")
@@ -66,7 +69,7 @@ with ui.guard("the comparison"):
         x=alt.X("val_acc:Q", title="validation accuracy", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%", tickCount=5)),
         color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom"),
-                        scale=alt.Scale(domain=["fully connected", "convolutional"], range=["#e4572e", "#1f4eb4"])),
+                        scale=KIND_COLORS),
         tooltip=["model", alt.Tooltip("parameters:Q", format=","), alt.Tooltip("val_acc:Q", format=".3f"),
                  alt.Tooltip("seconds:Q", format=".2f")],
     )

@@ -25,10 +25,11 @@ machine.
 N_TRAIN = BATCHES_N_TRAIN
 view = Binder(BatchesView, prefix="mb")
 view.load()
-c1, c2, c3 = st.columns([3, 1, 1])
-sizes = view.widget("sizes", where=c1)
-extra = view.widget("extra", where=c2)
-epochs = view.widget("epochs", where=c3)
+with ui.controls():
+    c1, c2, c3 = st.columns([3, 1, 1])
+    sizes = view.widget("sizes", where=c1)
+    extra = view.widget("extra", where=c2)
+    epochs = view.widget("epochs", where=c3)
 view.sync()
 view.report()
 batch_sizes = tuple(sorted(set(sizes) | ({int(extra)} if extra else set())))
@@ -42,7 +43,8 @@ try:
 except ValueError as err:
     st.warning(f"{err}. Pick a size between 1 and {N_TRAIN}.")
     st.stop()
-st.dataframe(counts.rename(columns={"batch_size": "batch size", "steps_per_epoch": "steps per epoch",
+table_area = st.expander("Epochs vs steps: the table") if ui.is_classroom() else st.container()
+table_area.dataframe(counts.rename(columns={"batch_size": "batch size", "steps_per_epoch": "steps per epoch",
                                     "total_steps": "steps in total", "samples_seen": "samples seen",
                                     "last_batch": "size of the last batch"}),
              hide_index=True, width="stretch")
@@ -68,8 +70,9 @@ with ui.guard("the batch-size sweep"):
     x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (log scale)")
     line = lambda y, title: alt.Chart(res).mark_line(point=alt.OverlayMarkDef(size=90), strokeWidth=3).encode(  # noqa: E731
         x=x, y=alt.Y(y, title=title), tooltip=["batch_size", alt.Tooltip(y, format=".3g")]
-    ).properties(height=chart_height(240))
-    c1, c2, c3 = st.columns(3)
+    ).properties(height=chart_height(240, 300))
+    with ui.main_chart():
+        c1, c2, c3 = st.columns(3)
     with c1:
         ui.show_chart(line("seconds_per_epoch:Q", "seconds per epoch").encode(
             y=alt.Y("seconds_per_epoch:Q", scale=alt.Scale(type="log"), title="seconds per epoch (log)")),

@@ -56,13 +56,14 @@ def _on_data_change() -> None:
     ss["of__data_prev"] = new
 
 
-st.markdown("**The lecture's three regimes** on the same data (noisy moons, 80 training points):")
-cols = st.columns(3)
+area = ui.controls()
+area.markdown("**The lecture's three regimes** on the same data (noisy moons, 80 training points):")
+cols = area.columns(3)
 for col, (name, icon) in zip(cols, (("underfit", "📉"), ("good fit", "✅"), ("overfit", "🎢"))):
     col.button(f"{icon} {name.capitalize()}", key=f"of_preset_{name}", on_click=_apply_preset, args=(name,),
                width="stretch")
 
-with st.container(border=True):
+with area, st.container(border=True):
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Data**")
@@ -127,10 +128,11 @@ def show_run(res, partial, namespace: str, compact: bool = False) -> None:
         if boundary is not None:
             ui.show_chart(boundary, caption="What to notice: how smooth the boundary is.")
     else:
-        tc.show_curves(res.history, res.config.epochs, res.best_epoch, extra=boundary,
-                       caption="What to notice: the dashed line marks the epoch with the lowest validation loss "
-                               "(where early stopping rolls back to); the grey bar is the gap at the end. An "
-                               "overfit boundary bends around single noisy training points.")
+        with ui.main_chart():
+            tc.show_curves(res.history, res.config.epochs, res.best_epoch, extra=boundary,
+                           caption="What to notice: the dashed line marks the epoch with the lowest validation "
+                                   "loss (where early stopping rolls back to); the grey bar is the gap at the end. "
+                                   "An overfit boundary bends around single noisy training points.")
     st.caption(f"{res.parameters:,} weights · {res.train_samples} training / {res.val_samples} validation samples "
                f"· trained in {res.seconds:.1f} s")
 

@@ -20,9 +20,10 @@ ui.explain(
 
 view = Binder(ArchView)
 view.load()
-c1, c2 = st.columns([3, 2])
-name = view.widget("arch", where=c1)
-width = view.widget("width", where=c2)
+with ui.controls():
+    c1, c2 = st.columns([3, 2])
+    name = view.widget("arch", where=c1)
+    width = view.widget("width", where=c2)
 view.sync()
 view.report()
 
@@ -79,7 +80,9 @@ with ui.guard("the architecture summary"):
                 show_speed(measured(name, width, cached_only=False))
                 measured.clear()  # the cached-only lookup now finds the figure
 
-    with st.container(border=True):
+    # Classroom: the description and the layer table fold away, so the chart fits the projector.
+    fold = (lambda title: st.expander(title)) if ui.is_classroom() else (lambda title: st.container(border=True))
+    with fold(f"{d['label']}: what it is"):
         st.subheader(f"{d['label']} — {d['depth']} weighted layers")
         st.markdown(f"**Block.** {d['block']}\n\n**Connections.** {d['connections']}\n\n"
                     f"**Activation order.** {d['preactivation']}\n\n**What problem it answers.** {d['problem']}")
@@ -88,13 +91,14 @@ with ui.guard("the architecture summary"):
         st.caption(f"{d['paper']} {ref} {d['notes']}")
 
     layers = pd.DataFrame(s["layers"])
-    st.subheader("Layer table")  # full width: every column (FLOPs included) fits
-    st.dataframe(layers.rename(columns={"name": "block", "output": "output C×H×W"}),
-                 hide_index=True, width="stretch", height=36 * (len(layers) + 1) + 4,
-                 column_config={"params": st.column_config.NumberColumn(format="localized"),
-                                "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
-    with st.container():
-        st.subheader("Where the size and the work sit")
+    with fold("Layer table"):
+        st.subheader("Layer table")  # full width: every column (FLOPs included) fits
+        st.dataframe(layers.rename(columns={"name": "block", "output": "output C×H×W"}),
+                     hide_index=True, width="stretch", height=36 * (len(layers) + 1) + 4,
+                     column_config={"params": st.column_config.NumberColumn(format="localized"),
+                                    "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
+    st.subheader("Where the size and the work sit")
+    with ui.main_chart():
         ui.show_chart(charts.layer_bars(layers),
                       caption="What to notice: the first blocks work on 32x32 maps, so they cost many FLOPs "
                               "with few parameters; the last stages hold most parameters but see only 4x4 "

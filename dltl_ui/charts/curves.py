@@ -56,7 +56,7 @@ def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch
     Returns:
         ``(loss_chart, accuracy_chart)``.
     """
-    height = height or chart_height(300)
+    height = height or chart_height(300, 320)
     long = curves_frame(history)
     loss_marks: list[alt.Chart] = []
     acc_marks: list[alt.Chart] = []
