@@ -3,6 +3,7 @@
 Public API::
 
     make_checkpoint(model, *, architecture, classes, inputs, config, metrics, task) -> dict
+    from_transfer(result, config, backbone) -> dict  # a transfer run's whole network
     to_bytes(checkpoint: dict) -> bytes        # e.g. st.download_button("Download this model", ...)
     save(checkpoint: dict, path) -> Path       # atomic (temp file + rename)
     load(source: str | Path | bytes) -> dict   # torch.load(weights_only=True); ValueError if not DLTL
@@ -149,6 +150,38 @@ def build_model(checkpoint: dict[str, Any]) -> nn.Module:
         raise ValueError(f"the saved weights do not fit the architecture {arch.get('name')!r}: "
                          f"{str(err).splitlines()[0][:200]}") from None
     return model.eval()
+
+
+def from_transfer(result: Any, config: Any, backbone: Any) -> dict[str, Any]:
+    """The checkpoint of a ``dltl_core.transfer.run_transfer`` result: the whole network as one
+    timm model (linear mode: the backbone with the trained head as its classifier).
+
+    Args:
+        result: the ``TransferResult``; config: its ``TransferConfig``;
+        backbone: the ``Backbone`` the run used (read only: the network is a copy).
+    """
+    import copy
+
+    from dltl_core.features import train_image_size
+
+    if result.model is not None:
+        net = getattr(result.model, "net", result.model)  # finetune wraps the timm model (PartlyFrozen)
+    else:
+        net = copy.deepcopy(backbone.model).cpu()
+        weight, bias = (torch.as_tensor(result.head[k]) for k in ("weight", "bias"))
+        net.reset_classifier(weight.shape[0])
+        with torch.no_grad():  # pooled pre-logits features -> the trained linear head, as in training
+            net.get_classifier().weight.copy_(weight)
+            net.get_classifier().bias.copy_(bias)
+    _, crop = train_image_size(result.data_config, result.image_size)
+    inputs = {"kind": "photo", "data_config": dict(result.data_config), "image_size": result.image_size,
+              "crop": crop}
+    metrics = {k: getattr(result, k) for k in ("val_accuracy", "test_accuracy", "n_train", "n_val", "seconds")}
+    settings = {k: v for k, v in vars(config).items() if k != "feature_map"}
+    return make_checkpoint(net, architecture={"name": result.backbone,
+                                              "kwargs": {"num_classes": len(result.species)}},
+                           classes=result.species, inputs=inputs, config=settings, metrics=metrics,
+                           task="transfer")
 
 
 def describe(checkpoint: dict[str, Any]) -> dict[str, Any]:

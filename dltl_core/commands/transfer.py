@@ -101,36 +101,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _network(result: Any, backbone: Any) -> Any:
-    """The whole trained network as one timm model (linear mode: the backbone with the head as classifier)."""
-    import copy
-
-    import torch
-
-    if result.model is not None:
-        return getattr(result.model, "net", result.model)  # finetune wraps the timm model (PartlyFrozen)
-    net = copy.deepcopy(backbone.model).cpu()
-    weight, bias = (torch.as_tensor(result.head[k]) for k in ("weight", "bias"))
-    net.reset_classifier(weight.shape[0])
-    with torch.no_grad():  # pooled pre-logits features -> the trained linear head, as in training
-        net.get_classifier().weight.copy_(weight)
-        net.get_classifier().bias.copy_(bias)
-    return net
-
-
 def _save(args: argparse.Namespace, config: Any, result: Any, backbone: Any) -> str:
-    from dltl_core.checkpoint import make_checkpoint, save
-    from dltl_core.features import train_image_size
+    from dltl_core.checkpoint import from_transfer, save
 
-    net = _network(result, backbone)
-    _, crop = train_image_size(result.data_config, result.image_size)
-    inputs = {"kind": "photo", "data_config": dict(result.data_config), "image_size": result.image_size,
-              "crop": crop}
-    metrics = {k: getattr(result, k) for k in ("val_accuracy", "test_accuracy", "n_train", "n_val", "seconds")}
-    settings = {k: v for k, v in config.__dict__.items() if k != "feature_map"}
-    ck = make_checkpoint(net, architecture={"name": result.backbone, "kwargs": {"num_classes": len(result.species)}},
-                         classes=result.species, inputs=inputs, config=settings, metrics=metrics, task="transfer")
-    return str(save(ck, args.save))
+    return str(save(from_transfer(result, config, backbone), args.save))
 
 
 def format_text(result: dict[str, Any]) -> str:
