@@ -115,7 +115,7 @@ def _folder() -> Path | None:
     text = st.text_input("Folder with one sub-folder per species (ImageFolder layout)",
                          value=str(default or ""), key="tl_folder",
                          placeholder="/path/to/birds  (Species_A/*.jpg, Species_B/*.jpg, …)")
-    roots = paths.data_roots()
+    roots = [r for r in paths.data_roots() if r.is_dir()]  # the operator's roots are public
     st.caption("Data folders on this server: " + (", ".join(f"`{r}`" for r in roots) or "none") +
                ". Running the app yourself? Set `DLTL_DATA_ROOTS` to your own folders.")
     if not text.strip():
@@ -127,8 +127,8 @@ def _folder() -> Path | None:
     except paths.PathRefused:
         pass
     # One message whether the path is outside the roots, missing or a file: no existence oracle.
-    st.warning(f"`{text.strip()[:200]}` is not a folder inside this server's data folders. Choose a "
-               "folder listed below the box, or download CUB-200-2011 / upload a zip instead.")
+    st.warning(f"`{text.strip()[:200]}` is not a folder inside this server's data folders. Choose one "
+               "of the data folders listed above, or download CUB-200-2011 / upload a zip instead.")
     return None
 
 

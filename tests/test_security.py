@@ -607,7 +607,7 @@ def test_an_upload_lands_in_its_own_session_area_and_no_other_session_reaches_it
     second = _transfer_page(tmp_path, monkeypatch)  # another visitor
     second.text_input(key="tl_folder").set_value(str(unpacked[0])).run()
     assert [w.value for w in second.warning][0].endswith(
-        "is not a folder inside this server's data folders. Choose a folder listed below the box, "
+        "is not a folder inside this server's data folders. Choose one of the data folders listed above, "
         "or download CUB-200-2011 / upload a zip instead.")
     # The first visitor may type their own upload's path.
     first.radio(key="tl_source").set_value("Folder").run()
