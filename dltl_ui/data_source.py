@@ -62,11 +62,11 @@ def _alive_check():
     return lambda: instance.is_active_session(session_id)
 
 
-def _ended(token: str) -> bool:
-    """A session known to this process that has been disconnected for over a minute."""
+def _ended(token: str) -> bool | None:
+    """True: disconnected for over a minute; False: connected; None: unknown (the TTL decides)."""
     check = _SESSIONS.get(token)
     if check is None:
-        return False  # unknown (an earlier server run): the TTL decides
+        return None  # e.g. an earlier server run, or outside a server
     try:
         alive = bool(check())
     except Exception:  # noqa: BLE001 - a broken check must not delete uploads
@@ -82,25 +82,30 @@ def _ended(token: str) -> bool:
     return False
 
 
-def upload_area() -> Path:
-    """This session's upload area (created on first use, marked alive on every call)."""
+def _maybe_sweep() -> None:
+    """Remove the upload areas of ended sessions, at most every ``_SWEEP_EVERY`` seconds."""
     global _last_sweep
-    token = st.session_state.get(_TOKEN_KEY)
-    if token is None:
-        token = st.session_state[_TOKEN_KEY] = secrets.token_urlsafe(16)
     with _LOCK:
-        check = _alive_check()
-        if check is not None:
-            _SESSIONS[token] = check
         if time.monotonic() - _last_sweep > _SWEEP_EVERY:
             _last_sweep = time.monotonic()
             up.sweep_uploads(ended=_ended)
+
+
+def upload_area() -> Path:
+    """This session's upload area (created on first use, marked alive on every call)."""
+    token = st.session_state.get(_TOKEN_KEY)
+    if token is None:
+        token = st.session_state[_TOKEN_KEY] = secrets.token_urlsafe(16)
+    check = _alive_check()
+    if check is not None:
+        with _LOCK:
+            _SESSIONS[token] = check
     return up.session_area(token)
 
 
 def visitor_roots() -> list[Path]:
-    """The data roots plus this session's own upload area."""
-    return paths.data_roots(extra=[upload_area()])
+    """The data roots plus this session's own upload area (once it has uploaded something)."""
+    return paths.data_roots(extra=[upload_area()] if _TOKEN_KEY in st.session_state else [])
 
 
 def _skipped_note(skipped: tuple[tuple[str, str], ...]) -> None:
@@ -194,6 +199,9 @@ def choose_bird_folder(url: UrlState) -> Path | None:
     st.radio("Photos from", SOURCES, index=SOURCES.index(url.choice("source", SOURCES[0], SOURCES)),
              horizontal=True, key=SOURCE_KEY)
     source = st.session_state[SOURCE_KEY]
+    _maybe_sweep()
+    if _TOKEN_KEY in st.session_state:
+        upload_area()  # marks this session's uploads alive (see DLTL_UPLOAD_TTL)
     if source == "Folder":
         return _folder()
     if source == "Download CUB-200-2011":

@@ -389,12 +389,15 @@ def test_upload_areas_are_swept_when_sessions_end(tmp_path, monkeypatch):
     from dltl_core.birds import upload
 
     monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path / "cache"))
-    alive, gone, idle = (upload.session_area(f"{n}-token-0123456789") for n in ("alive", "gone", "idle"))
+    alive, gone, idle, open_tab = (upload.session_area(f"{n}-token-0123456789")
+                                   for n in ("alive", "gone", "idle", "open"))
     old = time.time() - 7200
-    os.utime(idle / ".alive", (old, old))
-    removed = upload.sweep_uploads(ttl=3600, ended=lambda token: token.startswith("gone"))
+    for area in (idle, open_tab):
+        os.utime(area / ".alive", (old, old))
+    known = {"gone-token-0123456789": True, "open-token-0123456789": False}  # True = session ended
+    removed = upload.sweep_uploads(ttl=3600, ended=known.get)
     assert sorted(removed) == ["gone-token-0123456789", "idle-token-0123456789"]
-    assert alive.is_dir() and not gone.exists() and not idle.exists()
+    assert alive.is_dir() and open_tab.is_dir() and not gone.exists() and not idle.exists()
     with pytest.raises(ValueError, match="token"):
         upload.session_area("../../etc")
 

@@ -247,12 +247,14 @@ def area_bytes(area: Path) -> int:
     return total
 
 
-def sweep_uploads(ttl: float | None = None, ended: Callable[[str], bool] | None = None) -> list[str]:
-    """Remove the areas of sessions that ended or were idle longer than ``ttl`` seconds.
+def sweep_uploads(ttl: float | None = None, ended: Callable[[str], bool | None] | None = None) -> list[str]:
+    """Remove the areas of sessions that ended, or of unknown ones idle longer than ``ttl`` seconds.
 
     Args:
         ttl: seconds since an area was last marked alive (``DLTL_UPLOAD_TTL``, default 3600).
-        ended: ``ended(token)`` is True for a session known to be over (the UI asks Streamlit).
+        ended: ``ended(token)``: True for a session known to be over (the UI asks Streamlit),
+            False for one known to be connected (kept however idle), None when unknown
+            (e.g. from an earlier server run: the TTL decides).
 
     Returns:
         The tokens whose areas were removed.
@@ -268,7 +270,8 @@ def sweep_uploads(ttl: float | None = None, ended: Callable[[str], bool] | None 
             idle = now - (area / _ALIVE).stat().st_mtime
         except OSError:
             idle = now - area.stat().st_mtime
-        if idle > ttl or (ended is not None and ended(area.name)):
+        state = ended(area.name) if ended is not None else None
+        if state is True or (state is None and idle > ttl):
             shutil.rmtree(area, ignore_errors=True)
             removed.append(area.name)
     return removed
