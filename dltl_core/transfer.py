@@ -46,6 +46,8 @@ from dltl_core.images import open_rgb
 from dltl_core.train import Callback, EpochRecord, StopFlag, TrainConfig, fit, predict
 
 MODES = ("linear", "finetune", "scratch")
+# The page's default fine-tuning: the last stage and the final conv train on cached activations.
+DEFAULT_UNFREEZE = 2
 MODE_TITLES = {"linear": "Transfer (frozen backbone, linear head)",
                "finetune": "Fine-tuning (whole network)", "scratch": "From scratch (random init)"}
 

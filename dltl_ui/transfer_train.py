@@ -11,15 +11,14 @@ import streamlit as st
 from dltl_core import backbones as bk
 from dltl_core import birds
 from dltl_core.features import FeatureSet, measured_rate, uncached_photos
-from dltl_core.transfer import (TransferConfig, TransferResult, ensure_features, features_job, run_transfer,
-                                stage_names, transfer_job)
+from dltl_core.transfer import (DEFAULT_UNFREEZE, TransferConfig, TransferResult, ensure_features, features_job,
+                                run_transfer, stage_names, transfer_job)
 from dltl_ui import jobs as jobs_ui
 from dltl_ui import transfer_charts as tc
 
 # Photos whose features may be extracted without a click (the default 10 species x 40 photos);
 # more (e.g. a link with k=50&cap=200) waits for the visitor's click and runs as a job.
 AUTO_EXTRACT = 400
-_FULL = "all (end to end, on the photos)"
 
 
 class _NotCached(Exception):
@@ -117,19 +116,27 @@ def features_step(base: TransferConfig, backbone: bk.Backbone) -> FeatureSet | N
     return fs
 
 
-def _full_time(base: TransferConfig, n_photos: int, epochs: int, size: int) -> str:
-    """Expected time of end-to-end fine-tuning here: ~3 forward passes per training photo per
-    epoch (forward + backward) plus one for validation, at the rate this server measured."""
-    rate = measured_rate()
+def _times(fs: FeatureSet, epochs: int, size: int) -> dict[str, str]:
+    """Expected time of each fine-tuning way here, from the extraction rate this server measured
+    (in this process, else when these photos' features were first extracted).
+
+    End to end: ~3 forward passes per training photo per epoch (forward + backward) plus one for
+    validation. Cached: one frozen pass (when not cached yet) plus ~0.1 of a forward per photo per
+    epoch (EfficientNet-Lite0's last stage and final conv at 7x7, measured on 2 cores).
+    """
+    n_photos = len(fs.files)
+    rate = measured_rate() or (n_photos / fs.cost_seconds if fs.cost_seconds > 0 else None)
     if not rate:
-        return "minutes on a CPU"
-    per_epoch = n_photos * (0.8 * 3 + 0.2) / rate * (size / 224) ** 2
-    return _duration(per_epoch * epochs + n_photos / rate) + " here"
+        return {"cached": "time unknown", "full": "time unknown: many minutes on a CPU"}
+    scale = (size / 224) ** 2
+    full = n_photos * (0.8 * 3 + 0.2) / rate * scale * epochs + n_photos / rate
+    cached = n_photos / rate * scale * (1 + 0.1 * epochs) + 5
+    return {"cached": "at most " + _duration(cached) + " here", "full": _duration(full) + " here"}
 
 
-def _explain_stages(backbone: bk.Backbone, unfreeze: str | int) -> None:
+def _explain_stages(backbone: bk.Backbone, way: str, unfreeze: int) -> None:
     names = stage_names(backbone.model)
-    if unfreeze == _FULL or not names:
+    if way == "full" or not names:
         st.markdown("**End to end:** every stage trains, so every photo goes through the whole network "
                     "(forward and backward) in every epoch.")
         return
@@ -140,7 +147,7 @@ def _explain_stages(backbone: bk.Backbone, unfreeze: str | int) -> None:
                 "runs only the trained stages, on the cached activations.")
 
 
-def image_settings(base: TransferConfig, backbone: bk.Backbone, n_photos: int, fmap: str
+def image_settings(base: TransferConfig, backbone: bk.Backbone, fs: FeatureSet, fmap: str
                    ) -> dict[str, TransferConfig]:
     """The fine-tuning / from-scratch settings; returns one config per mode."""
     with st.expander("Fine-tuning and from-scratch settings", expanded=False):
@@ -149,19 +156,24 @@ def image_settings(base: TransferConfig, backbone: bk.Backbone, n_photos: int, f
         size = e2.select_slider("Image size (pixels)", [96, 128, 160, 192, 224], value=224, key="tl_size",
                                 help="The backbone saw 224 px photos; smaller is faster on a CPU.")
         lr = e3.select_slider("Learning rate (head)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=3e-4, key="tl_lr")
+        times = _times(fs, epochs, size)
+        labels = {"cached": f"Last stages, on cached activations ({times['cached']})",
+                  "full": f"All stages, end to end on the photos ({times['full']})"}
+        way = st.radio("Fine-tuning", ["cached", "full"], format_func=labels.get, horizontal=True,
+                       key="tl_ft_way")
         f1, f2, f3 = st.columns(3)
         factor = f1.select_slider("Backbone lr factor (fine-tuning)", [0.01, 0.03, 0.1, 0.3, 1.0], value=0.3,
                                   key="tl_factor")
-        full = f"{_FULL}: {_full_time(base, n_photos, epochs, size)}"
-        unfreeze = f2.select_slider("Stages to fine-tune", [1, 2, 3, 4, full], value=2, key="tl_unfreeze",
+        unfreeze = f2.select_slider("Stages to fine-tune", [1, 2, 3, 4], value=DEFAULT_UNFREEZE,
+                                    key="tl_unfreeze", disabled=way == "full",
                                     help="Only the last stages change; earlier ones stay frozen.")
-        augment = f3.toggle("Augmentation (random crop, flip) when training on the photos", value=True,
-                            key="tl_augment", help="From scratch and end-to-end fine-tuning only: cached "
-                            "activations come from the centre crop of each photo.")
-        _explain_stages(backbone, _FULL if unfreeze == full else unfreeze)
+        augment = f3.toggle("Augmentation (random crop, flip) on the photos", value=True, key="tl_augment",
+                            help="From scratch and end-to-end fine-tuning: cached activations come from the "
+                            "centre crop of each photo, so training on them is not augmented.")
+        _explain_stages(backbone, way, unfreeze)
     common = dict(epochs=epochs, image_size=size, lr=lr, augment=augment, feature_map=fmap)
     return {"finetune": replace(base, mode="finetune", backbone_lr_factor=factor,
-                                unfreeze_blocks=None if unfreeze == full else int(unfreeze), **common),
+                                unfreeze_blocks=None if way == "full" else int(unfreeze), **common),
             "scratch": replace(base, mode="scratch", **common)}
 
 

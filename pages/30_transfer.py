@@ -124,7 +124,7 @@ if linear is None:
 tv.skipped_note(linear.skipped)
 
 # ----------------------------------------------------------------------------- fine-tuning, scratch (jobs)
-cfgs = tt.image_settings(base, backbone, len(fs.files), lin_cfg.feature_map)
+cfgs = tt.image_settings(base, backbone, fs, lin_cfg.feature_map)
 results: dict[str, TransferResult] = {"linear": linear}
 stopped: dict[str, list[dict]] = {}
 with ui.guard("fine-tuning and from scratch"):
