@@ -28,7 +28,7 @@ def layer_bars(table: pd.DataFrame) -> alt.Chart:
         color=alt.Color("measure:N", title=None, legend=alt.Legend(orient="top")),
         yOffset="measure:N",
         tooltip=["name", "layer", "output", "measure", alt.Tooltip("value:Q", format=",")],
-    ).properties(height=max(chart_height(260), 36 * len(order)))
+    ).properties(height=alt.Step(chart_height(16, max(5, 230 // (2 * max(len(order), 1))))))  # per bar: no overlap
 
 
 def size_vs_flops(df: pd.DataFrame, selected: str) -> alt.Chart:
@@ -63,19 +63,23 @@ def _crowded(d: pd.DataFrame, near: float = 0.12) -> list[bool]:
     return below
 
 
-def pareto(df: pd.DataFrame, front: pd.DataFrame, x: str) -> alt.Chart:
+SCORES = {"val_acc": "validation accuracy (%)", "test_acc": "test accuracy (%)",
+          "test_acc_tta": "test accuracy, flip TTA (%)"}
+
+
+def pareto(df: pd.DataFrame, front: pd.DataFrame, x: str, score: str = "val_acc") -> alt.Chart:
     """Accuracy against a cost (log scale); the line joins the runs no other run beats on both."""
     title, field = _AXES[x]
-    tooltip = ["arch", "width", "kind", "state", alt.Tooltip("val_acc:Q", format=".1f"),
+    tooltip = ["arch", "width", "kind", "state", alt.Tooltip(f"{score}:Q", format=".1f"),
                alt.Tooltip(f"{field}:Q", format=",.4g"), "run_id"]
     points = alt.Chart(df).mark_circle(size=140, opacity=0.8).encode(
         x=alt.X(f"{field}:Q", scale=alt.Scale(type="log"), title=title),
-        y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{score}:Q", title=SCORES[score], scale=alt.Scale(zero=False)),
         color=alt.Color("arch:N", title="architecture"),
         shape=alt.Shape("kind:N", title="kind"),
         tooltip=tooltip)
     line = alt.Chart(front).mark_line(interpolate="step-after", color="#444", strokeDash=[6, 4]).encode(
-        x=f"{field}:Q", y="val_acc:Q")
+        x=f"{field}:Q", y=f"{score}:Q")
     return (line + points).properties(height=chart_height(340))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_results_page_opens_on_the_shipped_study():
     assert any(b.label == "Download CSV" for b in at.get("download_button"))
     # The reference table lists kuangliu's numbers beside ours.
     ref = at.dataframe[-1].value
-    assert set(ref["reference test acc (%)"].dropna()) == {92.64, 93.02, 95.04, 95.11}
+    assert set(ref["kuangliu test (%)"].dropna()) == {92.64, 93.02, 95.04, 95.11}
 
 
 def test_results_page_filters():
@@ -96,7 +97,7 @@ def test_results_page_filters():
     assert any("No run matches" in i.value for i in at.info)
 
 
-def test_results_page_loads_another_file_and_rejects_junk(tmp_path):
+def test_results_page_reads_only_what_the_operator_configured(tmp_path, monkeypatch):
     path = tmp_path / "mine.json"
     rec = RunRecord(arch="vgg16_bn", width=0.5, config={"epochs": 2, "lr": 0.1}, seed=1,
                     data={"n_train": 100}, device="cpu", versions={"torch": "x"},
@@ -104,17 +105,25 @@ def test_results_page_loads_another_file_and_rejects_junk(tmp_path):
                              {"epoch": 2, "train_loss": 1.5, "val_loss": 1.9, "train_acc": 0.4, "val_acc": 0.35}],
                     val_acc=0.35, best_val_acc=0.35, best_epoch=2, params=100, flops=1000, wall_seconds=3.0)
     append_runs(path, [rec])
+    (tmp_path / "junk.json").write_text(json.dumps({"hello": 1}))
+    monkeypatch.setenv("DLTL_RESULTS", f"{path}{os.pathsep}{tmp_path / 'junk.json'}")
     at = _open("pages/41_results.py")
-    at.text_input(key="source").input(str(path)).run()
+    # A visitor picks among the configured sources; there is no box to type a path or URL into.
+    assert not at.text_input
+    at.selectbox(key="rs_source").set_value("file1").run()
     assert not at.exception and not at.error
     assert list(at.dataframe[0].value["run_id"]) == [rec.run_id]
-    (tmp_path / "junk.json").write_text(json.dumps({"hello": 1}))
-    at.text_input(key="source").input(str(tmp_path / "junk.json")).run()
+    at.selectbox(key="rs_source").set_value("file2").run()
     assert not at.exception
     assert "not a DLTL results file" in at.error[0].value
-    at.text_input(key="source").input(str(tmp_path / "missing.db")).run()
-    assert not at.exception and "no SQLite file" in at.error[0].value
-    assert not (tmp_path / "missing.db").exists()
+    # A URL naming any other file is refused with a warning, and the page stays on a shipped study.
+    at2 = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at2.run()
+    at2.switch_page("pages/41_results.py")
+    at2.query_params["source"] = "/etc/passwd"
+    at2.run()
+    assert not at2.exception and at2.warning
+    assert len(at2.dataframe[0].value) == len(load_results(SHIPPED).runs)
 
 
 @pytest.mark.slow
@@ -125,8 +134,12 @@ def test_results_page_reads_an_optuna_study(tmp_path, cifar_dir):
     space = SearchSpace(optimizers=("momentum",), schedules=("constant",), batch_sizes=(8,), widths=(0.125,))
     run_search(SearchConfig(arch="vgg11_bn", trials=2, storage=str(db), epochs=1, pruner="none", sampler_seed=0,
                             space=space, data=DataSpec(str(cifar_dir), max_per_class=3, val_fraction=0.34)))
-    at = _open("pages/41_results.py")
-    at.text_input(key="source").input(str(db)).run()
+    os.environ["DLTL_STORAGE"] = f"sqlite:///{db}"
+    try:
+        at = _open("pages/41_results.py")
+        at.selectbox(key="rs_source").set_value("study").run()
+    finally:
+        del os.environ["DLTL_STORAGE"]
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert sorted(table["trial"]) == [0, 1] and set(table["kind"]) == {"trial"}

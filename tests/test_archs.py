@@ -9,6 +9,7 @@ import torchvision
 from torch import nn
 
 from dltl_core.archs import ARCHS, create_arch, list_archs
+from dltl_core.device import get_policy
 from dltl_core.data.cifar import MEAN, STD, CifarAugment, cifar_splits, load_cifar10, normalize_batch
 from dltl_core.profile import count_flops, count_params, describe, layer_table, meta_arch, profile_arch
 
@@ -121,7 +122,7 @@ def test_profile_measures_throughput_through_fit():
     prof = profile_arch("vgg11_bn", 0.25, batch_size=8, batches=2, use_cache=False)
     assert prof.params == count_params(create_arch("vgg11_bn", width=0.25))
     assert prof.train_images_per_second > 0 and prof.infer_images_per_second > 0
-    assert prof.device == "cpu"
+    assert prof.device == get_policy().name
 
 
 def test_arch_command_prints_the_json_contract(capsys):
