@@ -15,6 +15,7 @@ the app, so the rules of a public server live here:
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -37,7 +38,7 @@ _SWEEP_EVERY = 30.0
 _SESSIONS: dict[str, object] = {}
 _GONE_SINCE: dict[str, float] = {}
 _LOCK = threading.Lock()
-_last_sweep = 0.0
+_sweeper: threading.Thread | None = None
 
 
 def upload_limit_bytes() -> int:
@@ -82,13 +83,24 @@ def _ended(token: str) -> bool | None:
     return False
 
 
+def _sweep_forever() -> None:
+    while True:
+        time.sleep(_SWEEP_EVERY)
+        try:
+            with _LOCK:
+                up.sweep_uploads(ended=_ended)
+        except Exception:  # noqa: BLE001 - the sweeper must outlive a bad folder
+            logging.getLogger(__name__).exception("upload sweep")
+
+
 def _maybe_sweep() -> None:
-    """Remove the upload areas of ended sessions, at most every ``_SWEEP_EVERY`` seconds."""
-    global _last_sweep
+    """Start (once per process) the thread removing ended sessions' uploads every 30 s."""
+    global _sweeper
     with _LOCK:
-        if time.monotonic() - _last_sweep > _SWEEP_EVERY:
-            _last_sweep = time.monotonic()
-            up.sweep_uploads(ended=_ended)
+        if _sweeper is None or not _sweeper.is_alive():
+            up.sweep_uploads(ended=_ended)  # leftovers of an earlier server run, past the TTL
+            _sweeper = threading.Thread(target=_sweep_forever, name="dltl-upload-sweeper", daemon=True)
+            _sweeper.start()
 
 
 def upload_area() -> Path:
