@@ -241,3 +241,26 @@ def test_a_link_alone_never_starts_heavy_extraction(monkeypatch):
     assert at.slider(key="tl_k").value == 50
     assert any("need their features extracted first" in i.value for i in at.info)
     assert at.button(key="tl_extract") is not None and not at.metric
+
+
+@pytest.mark.slow  # a fine-tuning job in its own process, stopped after its first epoch
+def test_stop_keeps_the_curve_of_the_finished_epochs(birds_dir):
+    from dltl_core.jobs import get_runner
+
+    at = _page()
+    at.slider(key="tl_k").set_value(2).run()
+    at.slider(key="tl_cap").set_value(10).run()
+    at.slider(key="tl_epochs").set_value(20)
+    at.select_slider(key="tl_size").set_value(96).run()
+    at.button(key="tl_run_ft").click().run()
+    _ok(at)
+    job = at.session_state["_dltl_job::tl_finetune"]["id"]
+    t0 = time.monotonic()
+    while not get_runner().poll(job).payloads and time.monotonic() - t0 < 300:
+        time.sleep(0.5)
+    at.button(key="tl_finetune__stop").click().run()
+    _until(at, lambda a: any("was stopped" in w.value for w in a.warning), timeout=60)
+    _ok(at)
+    note = next(w.value for w in at.warning if "was stopped" in w.value)
+    assert "finished epoch" in note and "learning curves below keep" in note
+    assert list(_metrics(at)) == ["Transfer (frozen)"]  # no model was kept: no metric for it
