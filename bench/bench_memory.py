@@ -16,7 +16,7 @@ a fresh interpreter), the heavy libraries it pulls in at import time and the RSS
 memory after the import: the modules to make lazy. ``baseline`` is the same for
 ``import torch`` and ``import streamlit`` alone.
 
-    python bench/bench_memory.py [--pages gd,lr,...] [--no-imports] [--no-server]
+    python bench/bench_memory.py [--pages gd,lr,...] [--no-imports] [--no-server] [--other-torch PYTHON]
 
 Prints one JSON object. Run it on an otherwise idle machine: other processes do not change
 a process's RSS, but a busy machine makes the page waits long.
@@ -139,8 +139,8 @@ print(json.dumps({"heavy": heavy, "rss_mb": round(fields["Rss"] / 1024, 1),
 """
 
 
-def _probe(module: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", _PROBE, module, ",".join(HEAVY)], cwd=ROOT, capture_output=True,
+def _probe(module: str, python: str = sys.executable) -> dict:
+    out = subprocess.run([python, "-c", _PROBE, module, ",".join(HEAVY)], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1][:200]}
@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=240, help="seconds to wait for one page")
     parser.add_argument("--no-imports", action="store_true", help="skip the per-module import probe")
     parser.add_argument("--no-server", action="store_true", help="skip the server and its pages")
+    parser.add_argument("--other-torch", metavar="PYTHON",
+                        help="also measure 'import torch' under this interpreter (e.g. a venv with the CPU wheel)")
     args = parser.parse_args()
     import torch
 
@@ -173,6 +175,10 @@ def main() -> None:
                  "load_avg_before": [round(x, 2) for x in os.getloadavg()]}
     del torch
     out["baseline"] = {m: _probe(m) for m in ("torch", "streamlit", "timm", "optuna", "sklearn")}
+    if args.other_torch:
+        version = subprocess.run([args.other_torch, "-c", "import torch; print(torch.__version__)"],
+                                 capture_output=True, text=True, timeout=300).stdout.strip()
+        out["baseline_other_torch"] = {"torch": version, **_probe("torch", args.other_torch)}
     if not args.no_server:
         out["server"] = measure_server(args.pages.split(",") if args.pages else None, args.timeout)
     if not args.no_imports:
