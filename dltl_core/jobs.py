@@ -41,7 +41,6 @@ import multiprocessing as mp
 import multiprocessing.util  # noqa: F401 - registers its exit hook before ours (see _shutdown_runner)
 import os
 import pickle
-import queue as queue_mod
 import threading
 import time
 import weakref
@@ -132,7 +131,7 @@ class _Job:
     phase_started: float = 0.0
     phase_done0: int = 0  # ``done`` at the phase's first report: the rate counts from there
     process: Any = None
-    inbox: Any = None
+    inbox: Any = None  # the reading end of the job's pipe
     base_rss: int = 0
     ended: float = 0.0
     forgotten: bool = False
@@ -216,12 +215,12 @@ def _child_main(fn: JobFn, config: Any, seed: int, memory_mb: float, threads: in
     from dltl_core.device import seed_everything
 
     torch.set_num_threads(max(1, threads))  # jobs side by side share the cores fairly
-    inbox.put(("start", _rss_bytes()))
+    inbox.send(("start", _rss_bytes()))
     _cap_address_space(memory_mb)
     seed_everything(seed)
 
     def report(phase: str, done: int, total: int, payload: dict | None = None) -> None:
-        inbox.put(("progress", str(phase), int(done), int(total), payload))
+        inbox.send(("progress", str(phase), int(done), int(total), payload))
 
     try:
         blob = pickle.dumps(fn(config, report))
@@ -231,9 +230,9 @@ def _child_main(fn: JobFn, config: Any, seed: int, memory_mb: float, threads: in
         message = _error_message(err)
     if blob is not None and len(blob) > 512 * 2**20:
         blob, message = None, "the job's result is too large to send back (over 512 MB)"
-    inbox.put(("result", blob) if blob is not None else ("error", message))
+    # send() returns once the message is in the pipe (the parent drains it continuously).
+    inbox.send(("result", blob) if blob is not None else ("error", message))
     inbox.close()
-    inbox.join_thread()  # flush before the process exits
 
 
 # ----------------------------------------------------------------------------- the runner
@@ -397,17 +396,22 @@ class JobRunner:
 
     def _start(self, job: _Job) -> None:
         threads = max(1, (os.cpu_count() or 1) // self.max_jobs)
-        job.inbox = self._ctx.Queue()
+        # A plain one-way pipe, not a Queue: once the child's end is closed here, a child that
+        # dies (even in the middle of a message) gives EOF instead of a reader blocked forever.
+        job.inbox, child_end = self._ctx.Pipe(duplex=False)
         job.process = self._ctx.Process(
             target=_child_main, name=f"dltl-job-{job.id}",
-            args=(job.fn, job.config, job.seed, job.memory_mb, threads, os.getpid(), job.inbox))
+            args=(job.fn, job.config, job.seed, job.memory_mb, threads, os.getpid(), child_end))
         job.started = job.phase_started = job.beat = time.monotonic()
         try:
             job.process.start()
         except (pickle.PicklingError, TypeError, AttributeError, OSError) as err:
             job.process = None
+            job.inbox.close()
             self._finish(job, FAILED, error=f"the job could not start: {_error_message(err)}")
             return
+        finally:
+            child_end.close()  # the child holds its own copy now
         self._running.append(job.id)
         job.status = replace(job.status, state=RUNNING, position=0, pid=job.process.pid,
                              phase="starting", done=0, total=0)
@@ -434,10 +438,14 @@ class JobRunner:
         threading.Thread(target=stop, name=f"dltl-stop-{job.id}", daemon=True).start()
 
     def _drain(self, job: _Job) -> None:
-        while True:
+        # A stopped job's messages are not wanted, and its last one may be cut in the middle.
+        while not job.status.finished:
             try:
-                msg = job.inbox.get_nowait()
-            except (queue_mod.Empty, OSError, EOFError, ValueError):
+                if job.inbox.closed or not job.inbox.poll():
+                    return
+                msg = job.inbox.recv()
+            except (OSError, EOFError, ValueError, pickle.UnpicklingError):
+                job.inbox.close()  # EOF: the child is gone; nothing more will come
                 return
             self._handle(job, msg)
 
@@ -490,7 +498,6 @@ class JobRunner:
                    else f"the job's process ended unexpectedly (exit code {code})")
             self._finish(job, FAILED, error=why)
         job.inbox.close()
-        job.inbox.join_thread()
         return True
 
     def _tick(self) -> None:
