@@ -111,8 +111,8 @@ def _entries(root: Path) -> list[tuple[float, int, Path]]:
             continue
         for dirpath, _, files in os.walk(sub):
             for name in files:
-                if name.startswith("."):  # temp files of writes in progress
-                    continue
+                if name.startswith(".") or name.endswith(".lock"):
+                    continue  # writes in progress; lock files others may hold (deleting one breaks it)
                 path = Path(dirpath) / name
                 with contextlib.suppress(OSError):
                     st = path.stat()

@@ -473,10 +473,13 @@ def test_cache_is_evicted_by_size_least_recently_used_first(tmp_path, monkeypatc
     for i, p in enumerate(paths[:3]):
         cache.save_tensors(p, {"x": torch.zeros(100_000)})  # 400 kB each
         os.utime(p, (1000 + i, 1000 + i))
+    lock = paths[1].with_name("1.pt.lock")  # a lock file beside an entry (features.py) is never removed
+    lock.touch()
+    os.utime(lock, (1, 1))
     assert cache.load_tensors(paths[0]) is not None  # a read makes 0 the most recently used
     cache.save_tensors(paths[3], {"x": torch.zeros(100_000)})
     left = {p.name for p in (cache.cache_dir() / "images").glob("*.pt")}
-    assert left == {"0.pt", "2.pt", "3.pt"} and kept.exists()
+    assert left == {"0.pt", "2.pt", "3.pt"} and kept.exists() and lock.exists()
     assert cache.load_tensors(paths[1]) is None  # an evicted entry is a plain cache miss
 
 
