@@ -67,7 +67,7 @@ def regimes_section(base: DescentConfig) -> None:
             for col, (regime, run) in zip(cols, examples.items()):
                 with col:
                     color = gc.REGIME_COLORS[regime]
-                    show_chart(panel(run, regime, color, chart_height(300, 340), regime))
+                    show_chart(panel(run, regime, color, chart_height(300, 280), regime))
                     st.markdown(f"<span style='color:{color};font-size:1.2rem'>●</span> **η = {run.config.lr:.4g}**: "
                                 f"{run.status}", unsafe_allow_html=True)
             st.caption("Learning rates picked from the sweep below, one per regime, all from the same start "

@@ -56,6 +56,7 @@ def fmt(n: float) -> str:
     return f"{n:.0f}"
 
 
+top = st.container()  # classroom: the main chart goes here, right under the controls
 with ui.guard("the architecture summary"):
     s = summary(name, width)
     d = s["describe"]
@@ -97,8 +98,8 @@ with ui.guard("the architecture summary"):
                      hide_index=True, width="stretch", height=36 * (len(layers) + 1) + 4,
                      column_config={"params": st.column_config.NumberColumn(format="localized"),
                                     "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
-    st.subheader("Where the size and the work sit")
-    with ui.main_chart():
+    with top if ui.is_classroom() else st.container(), ui.main_chart():
+        st.subheader("Where the size and the work sit")
         ui.show_chart(charts.layer_bars(layers),
                       caption="What to notice: the first blocks work on 32x32 maps, so they cost many FLOPs "
                               "with few parameters; the last stages hold most parameters but see only 4x4 "

@@ -213,8 +213,12 @@ def contour_view(surface: Surface, runs: Sequence, labels: Sequence[str], colors
     if not len(paths):
         paths = start_frame(*(start or surface.start))
     _, color_title = color_value(grid["level"].to_numpy()[:1], surface.f_min, surface.log_scale)
-    return contour_chart(grid, paths, labels or ["start"], xlim=surface.xlim, ylim=surface.ylim,
-                         minima=surface.minima, color_title=color_title, colors=colors or ["#000"], **kwargs)
+    chart = contour_chart(grid, paths, labels or ["start"], xlim=surface.xlim, ylim=surface.ylim,
+                          minima=surface.minima, color_title=color_title, colors=colors or ["#000"], **kwargs)
+    # SVG, not the canvas Streamlit picks for a few thousand cells: text stays crisp (and
+    # measurable by the projector test) when the map is drawn small.
+    chart.usermeta = {"embedOptions": {"renderer": "svg"}}
+    return chart
 
 
 __all__ = ["BANDS", "FastLayerChart", "color_value", "contour_chart", "contour_view", "paths_frame",
