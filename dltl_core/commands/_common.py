@@ -26,8 +26,8 @@ def check_range(option: str, value: Any, low: float | None = None, high: float |
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        lo = "" if low is None else f"{'above' if low_open else 'at least'} {low:g}"
+        hi = "" if high is None else f"{'below' if high_open else 'at most'} {high:g}"
         raise ValueError(f"{option} must be {' and '.join(filter(None, (lo, hi)))}, got {value}")
 
 
