@@ -85,7 +85,8 @@ def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, l
         fn: a top-level job function ``fn(config, report)`` from an importable module.
         config: its picklable config; a different config hides the earlier outcome and
             cancels a job still running for the old one.
-        start: True on the rerun where the visitor clicked the start button.
+        start: True on the rerun where the visitor clicked the start button (ignored while
+            a job with the same config runs; after it ended, a click runs it again).
         seed: the job's seed (its own process is seeded with it).
         label: shown in the progress bar ("Fine-tuning").
         on_partial: called on each refresh with every payload reported so far (e.g. to
@@ -101,8 +102,11 @@ def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, l
     runner, ckey = get_runner(), config_key(getattr(fn, "__module__", ""), getattr(fn, "__qualname__", ""),
                                             config, seed)
     entry = st.session_state.get(_STATE + key)
-    if entry is not None and (start or entry["ckey"] != ckey) and entry["final"] is None:
-        runner.forget(entry["id"])  # a new click or new settings: the old run is not wanted
+    running = entry is not None and entry["final"] is None
+    if running and entry["ckey"] == ckey:
+        start = False  # a second click on the same settings keeps the run going
+    elif running:
+        runner.forget(entry["id"])  # new settings: the old run is not wanted any more
         entry = None
     if start:
         job_id = runner.submit(fn, config, seed=seed, heartbeat_timeout=heartbeat_timeout,

@@ -587,6 +587,8 @@ def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
     at.run()
     texts = [p.proto.text for p in at.get("progress")]
     assert texts and texts[0].startswith("Sleeping: sleeping")
+    at.button(key="run").click().run()  # clicking again does not start a second run
+    assert at.session_state["_dltl_job::demo"]["id"] == job_id and runner.load() == (1, 0)
     at.button(key="demo__stop").click().run()
     assert not at.exception
     assert _gone(snap.pid, 5), "the job's process still runs after Stop"
