@@ -579,7 +579,7 @@ def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
     at = AppTest.from_string(_PANEL_APP, default_timeout=60)
     at.query_params["run"] = "1"  # a link with parameters starts nothing
     at.run()
-    assert not at.exception and not at.get("progress") and runner.load() == (0, 0)
+    assert not at.exception and not at.get("progress") and "_dltl_job::demo" not in at.session_state
     at.button(key="run").click().run()
     assert not at.exception
     job_id = at.session_state["_dltl_job::demo"]["id"]
@@ -588,7 +588,8 @@ def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
     texts = [p.proto.text for p in at.get("progress")]
     assert texts and texts[0].startswith("Sleeping: sleeping")
     at.button(key="run").click().run()  # clicking again does not start a second run
-    assert at.session_state["_dltl_job::demo"]["id"] == job_id and runner.load() == (1, 0)
+    assert at.session_state["_dltl_job::demo"]["id"] == job_id
+    assert runner.status(job_id).state == jobs.RUNNING
     at.button(key="demo__stop").click().run()
     assert not at.exception
     assert _gone(snap.pid, 5), "the job's process still runs after Stop"
