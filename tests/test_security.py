@@ -1,8 +1,14 @@
-"""Issue 11, replayed: each finding of the security review that the core can reproduce.
+"""Issue 11, replayed: each finding of the security review about paths, uploads and heavy work.
 
-Seeded runs beside each other, the job runner (queue, limits, Stop), paths outside
-the data roots, the zip bomb, the huge-pixel PNG, the concurrent same-zip upload
-and the concurrent CUB download.
+Here: seeded runs beside each other, the job runner (queue position, time limit, memory
+cap, Stop, a closed tab), the job panel (a link starts nothing; Stop ends the process),
+paths outside the data roots (listing, reading, other visitors' uploads, existence
+oracle), the zip bomb, the session quota, the huge-pixel PNG, the concurrent same-zip
+upload, the concurrent CUB download and the cache size cap.
+
+Elsewhere: ``/transfer?k=50&cap=200`` starting no extraction and no hub call on load
+(tests/test_transfer_page.py), the Results box (the lead's tests), the command line
+(tests/test_cli_*.py).
 """
 
 from __future__ import annotations
