@@ -24,7 +24,7 @@ from dltl_ui.layout import chart_height, explain, guard, main_chart, show_chart
 SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
 
 
-@st.cache_data(max_entries=64, show_spinner="Sweeping learning rates…")
+@st.cache_data(max_entries=64, show_spinner="Sweeping learning rates…", persist="disk")
 def sweep(config: DescentConfig) -> tuple[list[SweepPoint], dict[str, Descent]]:
     """Final loss for every lr on the grid, and one full run per regime."""
     points = lr_sweep(config, log_grid(*SWEEP))
@@ -38,7 +38,7 @@ def schedules(config: DescentConfig, names: tuple[str, ...]) -> list[Descent]:
     return compare_schedules(config, names)
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the LR range test on the digits…")
+@st.cache_data(max_entries=16, show_spinner="Running the LR range test on the digits…", persist="disk")
 def range_test(config: RangeTestConfig) -> RangeTestResult:
     return lr_range_test(config)
 

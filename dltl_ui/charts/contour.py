@@ -133,7 +133,7 @@ def contour_chart(
     enc = dict(x=alt.X("x:Q", scale=sx), y=alt.Y("y:Q", scale=sy), order=alt.Order("step:Q"))
     halo = alt.Chart(shown).mark_line(color="white", strokeWidth=6, clip=True).encode(detail=alt.Detail("run:N"), **enc)
     line = alt.Chart(shown).mark_line(strokeWidth=3, clip=True, point=alt.OverlayMarkDef(size=14)).encode(
-        color=alt.Color("run:N", scale=scale, legend=alt.Legend(title=None, orient="bottom", columns=2,
+        color=alt.Color("run:N", scale=scale, legend=alt.Legend(title=None, orient="bottom", columns=1,
                                                                 labelLimit=400) if legend else None),
         tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("y:Q", format=".4g"),
                  alt.Tooltip("loss:Q", format=".4g")], **enc)
