@@ -142,6 +142,24 @@ def side_controls(ratio: tuple[float, float] = (1, 2)) -> tuple[Any, Any]:
     return left, right
 
 
+def duration(seconds: float) -> str:
+    """``45 s`` or ``3 min 20 s``."""
+    secs = int(round(seconds))
+    return f"{secs // 60} min {secs % 60:02d} s" if secs >= 60 else f"{secs} s"
+
+
+def heavy_button(label: str, key: str, expected_s: float, *, ask_s: float, refuse_s: float,
+                 help: str | None = None) -> bool:
+    """A start button for long work that says how long it takes: above ``ask_s`` it asks
+    first (a checkbox), above ``refuse_s`` it refuses with the expected time. True on the click."""
+    if expected_s > refuse_s:
+        st.warning(f"{label} would take about {duration(expected_s)} here: too long for this page. "
+                   "Choose a smaller size, or use the command line.", icon="⏳")
+        return False
+    ok = expected_s <= ask_s or st.checkbox(f"Yes, this takes about {duration(expected_s)}", key=f"{key}__ok")
+    return st.button(f"{label} (about {duration(expected_s)})", key=key, disabled=not ok, help=help)
+
+
 def main_chart() -> Any:
     """The container of a page's main chart (the one the projector must show whole)."""
     return st.container(key=MAIN_CHART_KEY)

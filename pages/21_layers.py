@@ -5,6 +5,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.lessons.layers import LayersResult, compare_layers, param_table
+from dltl_core.lessons import jobs as lj
+from dltl_ui import jobs as jobs_ui
+from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
 from dltl_ui.charts.palette import KIND_COLORS
 from dltl_ui.layout import chart_height
@@ -61,8 +64,22 @@ def layers_run(epochs: int, seed: int) -> LayersResult:
     return compare_layers(epochs=epochs, seed=seed)
 
 
+AUTO_SECONDS = 5.0  # up to this, training starts by itself (the default 10 epochs take ~4 s)
 with ui.guard("the comparison"):
-    res = layers_run(int(epochs), int(seed))
+    expected, key = lj.expected_seconds_layers(int(epochs)), (int(epochs), int(seed))
+    res = tc.memo_get("layers", key) or (layers_run(*key) if expected <= AUTO_SECONDS else None)
+    if res is None:  # long: a click starts it in a worker process (progress, ETA, Stop)
+        clicked = ui.heavy_button("Train the four models", "ly_train", expected, ask_s=lj.ASK_SECONDS,
+                                  refuse_s=lj.REFUSE_SECONDS)
+        final = jobs_ui.job_panel("layers", lj.layers_job, {"epochs": key[0], "seed": key[1]}, start=clicked,
+                                  seed=key[1], label="Training")
+        if final is not None and final.error:
+            st.warning(final.error)
+        elif final is not None:
+            res = final.result
+            tc.memo_put("layers", key, res)
+    if res is None:
+        st.stop()
     models = res.models
     acc = alt.Chart(models).mark_bar().encode(
         y=alt.Y("model:N", sort=list(models["model"]), title=None),

@@ -5,8 +5,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core import profile
-from dltl_core.archs import ARCHS
+from dltl_core.lessons import jobs as lj
 from dltl_ui import arch_charts as charts
+from dltl_ui import jobs as jobs_ui
 from dltl_ui.binder import Binder
 from dltl_ui.views import ArchView
 
@@ -74,12 +75,18 @@ with ui.guard("the architecture summary"):
 
     show_speed(prof)
     if prof["train_images_per_second"] is None:
-        if st.button("Measure throughput on this machine", key="measure",
-                     help="Trains a few batches of random images with the core's fit loop; the figure "
-                          "is cached for everyone."):
-            with st.spinner(f"Timing {d['label']} on {prof['device']}..."):
-                show_speed(measured(name, width, cached_only=False))
-                measured.clear()  # the cached-only lookup now finds the figure
+        # In a worker process: progress with ETA, a Stop button, and only on a click.
+        clicked = ui.heavy_button("Measure throughput on this machine", "measure",
+                                  lj.expected_seconds_measure(s["flops"]), ask_s=lj.ASK_SECONDS,
+                                  refuse_s=lj.REFUSE_SECONDS, help="Trains a few batches of random images with "
+                                  "the core's fit loop; the figure is cached for everyone.")
+        final = jobs_ui.job_panel("arch_measure", lj.measure_job, {"names": [name], "width": width,
+                                  "batch_size": 16, "batches": 1}, start=clicked, label=f"Timing {d['label']}")
+        if final is not None and final.error:
+            st.warning(final.error)
+        elif final is not None:
+            measured.clear()  # the cached-only lookup now finds the figure
+            show_speed(final.result[0])
 
     # Classroom: the description and the layer table fold away, so the chart fits the projector.
     fold = (lambda title: st.expander(title)) if ui.is_classroom() else (lambda title: st.container(border=True))
@@ -113,14 +120,17 @@ with ui.guard("the comparison"):
     table["train img/s"] = [_speed(p["train_images_per_second"]) for p in speeds]
     table["infer img/s"] = [_speed(p["infer_images_per_second"]) for p in speeds]
     missing = [n for n, p in zip(table["name"], speeds) if p["train_images_per_second"] is None]
-    if missing and st.button(f"Measure the {len(missing)} unmeasured architecture(s)", key="measure_all",
-                             help="A few training batches each; on a laptop CPU this takes a minute."):
-        bar = st.progress(0.0, text="Measuring...")
-        for i, n in enumerate(missing, start=1):
-            measured(n, width, cached_only=False)
-            bar.progress(i / len(missing), text=f"Measured {ARCHS[n].label}")
-        measured.clear()
-        st.rerun()
+    if missing:
+        expected = sum(lj.expected_seconds_measure(float(f)) for n, f in zip(table["name"], table["flops"])
+                       if n in missing)
+        clicked = ui.heavy_button(f"Measure the {len(missing)} unmeasured architecture(s)", "measure_all", expected,
+                                  ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
+                                  help="A few training batches each, in a worker process you can stop.")
+        final = jobs_ui.job_panel("arch_measure_all", lj.measure_job, {"names": missing, "width": width},
+                                  start=clicked, label="Measuring")
+        if final is not None and not final.error:
+            measured.clear()
+            st.rerun()
     st.dataframe(
         table.rename(columns={"label": "architecture", "reference_acc": "reference acc. (%)"}).drop(columns="name"),
         hide_index=True, width="stretch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,20 @@ def test_overfit_page_shows_a_stopped_run_and_trains_again():
     at.button(key="overfit__resume").click().run()
     _ok(at)
     assert [m for m in at.metric if m.label == "Validation accuracy"]
+
+
+@pytest.mark.slow
+def test_layers_page_long_training_waits_for_a_click():
+    # A longer run from a link alone: nothing starts; the button names the expected time.
+    at = _page("pages/21_layers.py", query={"epochs": "12"})
+    buttons = [b for b in at.button if b.key == "ly_train"]
+    assert buttons and "about" in buttons[0].label
+    assert "one linear map" not in " ".join(m.value for m in at.markdown)
+    at.button(key="ly_train").click().run()  # a worker process trains, with progress and Stop
+    deadline = time.time() + 240
+    while "one linear map" not in " ".join(m.value for m in at.markdown) and time.time() < deadline:
+        _ok(at)
+        time.sleep(1)
+        at.run()
+    _ok(at)
+    assert "one linear map" in " ".join(m.value for m in at.markdown)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -18,7 +19,9 @@ from torch import nn
 
 from dltl_core.data import load_digits, split_tensors
 from dltl_core.models import SmallCNN, count_parameters, create_model
-from dltl_core.train import TrainConfig, evaluate, fit
+from dltl_core.train import Callback, TrainConfig, evaluate, fit
+
+Progress = Callable[[int, int, str], None]
 
 # Inputs of the course, (channels, height, width).
 INPUTS: dict[str, tuple[int, int, int]] = {
@@ -95,10 +98,23 @@ def _long(t: torch.Tensor, names: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+class _EpochProgress(Callback):
+    """Reports ``progress(done, total, label)`` after every epoch of every model."""
+
+    def __init__(self, progress: Progress, offset: int, total: int, label: str) -> None:
+        self.progress, self.offset, self.total, self.label = progress, offset, total, label
+
+    def on_epoch_end(self, trainer, record) -> None:  # noqa: D102
+        self.progress(self.offset + record.epoch, self.total, self.label)
+
+
 def compare_layers(epochs: int = 10, seed: int = 0, width: int = 128, channels: tuple[int, ...] = (16, 32),
-                   depth: int = 3) -> LayersResult:
+                   depth: int = 3, progress: Progress | None = None) -> LayersResult:
     """Train an MLP, a small CNN, a deep linear MLP and logistic regression on the digits,
     each for ``epochs`` epochs with Adam, and inspect the CNN.
+
+    Args:
+        progress: called as ``progress(epochs_done, epochs_total, model_label)`` after each epoch.
 
     Raises:
         ValueError: bad sizes (see the models and ``TrainConfig``).
@@ -114,10 +130,11 @@ def compare_layers(epochs: int = 10, seed: int = 0, width: int = 128, channels: 
         ("Logistic regression (one linear layer)", "fully connected", "mlp", dict(depth=0)),
     ]
     rows, trained = [], {}
-    for label, kind, name, kw in specs:
+    for i, (label, kind, name, kw) in enumerate(specs):
         model = create_model(name, seed=seed, **kw)
         t0 = time.perf_counter()
-        res = fit(model, train, val, config)
+        hooks = [_EpochProgress(progress, i * epochs, len(specs) * epochs, label)] if progress else []
+        res = fit(model, train, val, config, callbacks=hooks)
         last = res.history[-1]
         rows.append({"model": label, "kind": kind, "parameters": count_parameters(model),
                      "val_acc": last.val_acc, "val_loss": last.val_loss, "seconds": time.perf_counter() - t0})

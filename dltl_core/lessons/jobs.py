@@ -1,0 +1,54 @@
+"""Heavy lesson work as job functions for ``dltl_core.jobs`` (a spawned process each).
+
+Each is a top-level, picklable ``fn(config, report)``; ``report(phase, done, total,
+payload)`` feeds the page's progress bar and ETA. The ``expected_seconds_*`` helpers let a
+page ask before (or refuse) work that would take minutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Report = Callable[[str, int, int, "dict | None"], None]
+
+# Rough costs on a 2-core laptop CPU (measured with an idle machine; a busy one is slower).
+LAYERS_SECONDS_PER_EPOCH = 0.35  # the four models of compare_layers together
+CPU_FLOPS_PER_SECOND = 1.5e10  # what measure_throughput's small batches reach on such a CPU
+ASK_SECONDS = 20.0  # above this a page asks before starting
+REFUSE_SECONDS = 600.0  # above this a page refuses and names the expected time
+
+
+def layers_job(config: dict[str, Any], report: Report) -> Any:
+    """``compare_layers(epochs, seed)`` with a report after every epoch of every model."""
+    from dltl_core.lessons.layers import compare_layers
+
+    return compare_layers(epochs=int(config["epochs"]), seed=int(config["seed"]),
+                          progress=lambda done, total, label: report(f"training {label}", done, total, None))
+
+
+def expected_seconds_layers(epochs: int) -> float:
+    """About how long ``layers_job`` takes for ``epochs`` epochs."""
+    return 1.0 + LAYERS_SECONDS_PER_EPOCH * int(epochs)
+
+
+def measure_job(config: dict[str, Any], report: Report) -> list[dict]:
+    """Training and inference throughput of each ``config["names"]`` at ``config["width"]``."""
+    from dltl_core.profile import profile_arch
+
+    names, out = list(config["names"]), []
+    for i, name in enumerate(names):
+        report(f"timing {name}", i, len(names), None)
+        out.append(profile_arch(name, float(config["width"]), batch_size=int(config.get("batch_size", 16)),
+                                batches=int(config.get("batches", 1))).as_dict())
+        report(f"timed {name}", i + 1, len(names), out[-1])
+    return out
+
+
+def expected_seconds_measure(flops_per_image: float, count: int = 1, batch_size: int = 16) -> float:
+    """About how long ``measure_job`` takes: a warm-up and a timed batch, forward + backward
+    (about 3x the forward FLOPs) and an inference batch, per architecture."""
+    return count * (2.0 + 2 * 4 * flops_per_image * batch_size / CPU_FLOPS_PER_SECOND)
+
+
+__all__ = ["ASK_SECONDS", "REFUSE_SECONDS", "expected_seconds_layers", "expected_seconds_measure", "layers_job",
+           "measure_job"]
