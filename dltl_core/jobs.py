@@ -85,7 +85,8 @@ class JobStatus:
         payloads: every payload reported so far, in order.
         result: the function's return value once ``state == "done"``.
         error: one clear sentence once failed or cancelled, else None.
-        eta: estimated seconds left in the current phase, or None.
+        eta: estimated seconds until ``done`` reaches ``total`` (from the rate since this count
+            began), or None.
         pid: the job's process id once started (None before).
         seconds: seconds since the job started (0 while queued).
     """
@@ -457,7 +458,9 @@ class JobRunner:
             job.base_rss = int(msg[1])
         elif kind == "progress":
             _, phase, done, total, payload = msg
-            if phase != job.status.phase:
+            # A new count (another total, or counting again from below) restarts the ETA's rate;
+            # a new label on the same count ("training MLP" -> "training CNN") does not.
+            if total != job.status.total or done < job.status.done:
                 job.phase_started, job.phase_done0 = time.monotonic(), done
             payloads = job.status.payloads + ((payload,) if payload is not None else ())
             job.status = replace(job.status, phase=phase, done=done, total=total, payloads=payloads)
