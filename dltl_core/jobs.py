@@ -277,7 +277,8 @@ class JobRunner:
             fn: a top-level importable function (see the module docstring).
             config: its picklable argument.
             seed: seeds Python, NumPy and torch in the job's process before ``fn`` runs.
-            seconds: time limit once started (default: the runner's).
+            seconds: time limit from the start of its process, start-up included (default:
+                the runner's).
             memory_mb: memory cap (default: the runner's).
             heartbeat_timeout: cancel the job when ``poll``/``heartbeat`` was not called
                 for this many seconds (a closed tab); None = never.
