@@ -127,3 +127,31 @@ def test_transfer_model_reproduces_its_validation_accuracy(mode, birds_dir, tmp_
     code, pred = _run(["predict", "--load", str(path), str(val_dir), "--json"], capsys)
     assert code == 0 and pred["labelled"] == out["n_val"]
     assert pred["accuracy"] == pytest.approx(out["val_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_search_fixed_save_predicts_like_the_network(cifar_dir, tmp_path, capsys):
+    """A CIFAR architecture saved by search --fixed: predict gives the rebuilt network's own
+    probabilities (CIFAR mean/std normalisation included)."""
+    from PIL import Image
+
+    from dltl_core.data.cifar import CLASSES, normalize_batch
+
+    path = tmp_path / "r18.pt"
+    code, out = _run(["search", "--fixed", "batch_size=16", "--arch", "resnet18", "--widths", "0.125",
+                      "--epochs", "1", "--data-dir", str(cifar_dir), "--max-per-class", "8", "--save", str(path),
+                      "--quiet", "--json"], capsys)
+    assert code == 0, out
+    assert out["runs"][0]["saved"] == str(path)
+    ck = checkpoint.load(path)
+    assert ck["classes"] == list(CLASSES) and ck["architecture"]["name"] == "resnet18"
+    files = sorted((cifar_dir / "train" / "ship").iterdir())[100:104]
+    code, pred = _run(["predict", "--load", str(path), *map(str, files), "--json"], capsys)
+    assert code == 0 and pred["n"] == len(files)
+    x = torch.stack([torch.from_numpy(__import__("numpy").array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+                     for f in files])
+    with torch.no_grad():
+        probs = checkpoint.build_model(ck)(normalize_batch(x, False)).softmax(1)
+    for row, p in zip(pred["predictions"], probs):
+        assert row["predicted"] == CLASSES[int(p.argmax())]
+        assert row["confidence"] == pytest.approx(float(p.max()), abs=1e-5)
