@@ -32,6 +32,7 @@ from dltl_core.data.cifar import CifarAugment, cifar_splits, load_cifar10
 from dltl_core.device import DevicePolicy, get_policy
 from dltl_core.profile import count_flops, count_params
 from dltl_core.runs import RunRecord, append_runs, versions
+from dltl_core.storage import open_storage, storage_url
 from dltl_core.recipes import get_recipe
 from dltl_core.train import Callback, FitResult, TrainConfig, evaluate, fit
 
@@ -227,34 +228,22 @@ class _PruningReport(Callback):
                 trainer.should_stop = True
 
 
-def storage_url(storage: str) -> str:
-    """A SQLAlchemy URL: URLs pass through, a plain path becomes ``sqlite:///<absolute path>``."""
-    if "://" in storage:
-        return storage
-    return f"sqlite:///{Path(storage).expanduser().resolve()}"
+def make_storage(storage: str, *, must_exist: bool = False) -> optuna.storages.RDBStorage:
+    """Optuna's relational storage for ``storage`` (a URL or a SQLite path), via ``open_storage``.
 
+    ``dltl_core.storage.open_storage`` maps ``postgresql://`` to the installed driver, gives
+    servers a connect timeout and refuses SQLite paths that are not (Optuna) databases, with
+    one clear ``ValueError``. SQLite waits up to 60 s for a lock instead of failing at once,
+    so several worker processes can share a file; a heartbeat marks the trials of a crashed
+    worker as failed so they do not stay "running" forever.
 
-def make_storage(storage: str) -> optuna.storages.RDBStorage:
-    """Optuna's relational storage for ``storage`` (a URL or a SQLite path).
-
-    SQLite waits up to 60 s for a lock instead of failing at once, so several worker
-    processes can share a file; a heartbeat marks the trials of a crashed worker as
-    failed so they do not stay "running" forever.
+    Args:
+        storage: the URL or path.
+        must_exist: only open an existing study database (reading results, never creating).
     """
-    url = storage_url(storage)
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:"):
-        db = url.split(":///", 1)[-1]
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    else:
-        kwargs["engine_kwargs"] = {"pool_pre_ping": True}
-        if url.startswith("postgresql"):  # an unreachable server fails in seconds, not minutes
-            kwargs["engine_kwargs"]["connect_args"] = {"connect_timeout": 15}
     with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kwargs)
+        return open_storage(storage, must_exist=must_exist, heartbeat_interval=60, grace_period=180)
 
 
 def _retry(fn: Callable[[], Any], attempts: int = 8) -> Any:
@@ -423,7 +412,7 @@ def study_records(storage: str, study_name: str | None = None) -> list[dict[str,
 
     Trials without a record (e.g. failed before training) are listed with what Optuna knows.
     """
-    st = make_storage(storage)
+    st = make_storage(storage, must_exist=True)
     names = [study_name] if study_name else [s.study_name for s in optuna.get_all_study_summaries(st)]
     out: list[dict[str, Any]] = []
     for name in names:
