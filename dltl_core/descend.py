@@ -211,13 +211,7 @@ def _lockstep(configs: Sequence[DescentConfig]) -> list[Descent]:
     lrs = torch.tensor([[c.lr] for c in configs], dtype=torch.float64).repeat(1, steps)  # (n, steps)
     use_sched = any(s is not None for s in scheds)
 
-    noise = None
-    if any(c.noise > 0 for c in configs):
-        # (steps, n, 2): each config's noise from its own generator, so results don't depend on
-        # which other descents share the run.
-        noise = torch.stack([
-            torch.randn(steps, 2, generator=torch.Generator().manual_seed(int(c.seed)), dtype=dtype) * c.noise
-            for c in configs], dim=1)
+    noise = _noise(configs, steps, dtype)
 
     traj = torch.empty(steps + 1, n, 2, dtype=dtype)  # preallocated: no per-step .item()
     rows = traj.unbind(0)  # views, so recording a step is one copy_
@@ -246,8 +240,24 @@ def _lockstep(configs: Sequence[DescentConfig]) -> list[Descent]:
             traj[k + 2:] = math.nan
             break
 
+    return _results(configs, surface, traj, lrs, steps)
+
+
+def _noise(configs: Sequence[DescentConfig], steps: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """(steps, n, 2) gradient noise, or None. Each config's noise comes from its own
+    generator, so results don't depend on which other descents share the run."""
+    if not any(c.noise > 0 for c in configs):
+        return None
+    return torch.stack([
+        torch.randn(steps, 2, generator=torch.Generator().manual_seed(int(c.seed)), dtype=dtype) * c.noise
+        for c in configs], dim=1)
+
+
+def _results(configs: Sequence[DescentConfig], surface, traj: torch.Tensor, lrs: torch.Tensor,
+             steps: int) -> list[Descent]:
+    """Losses, divergence and ``Descent`` records from the recorded trajectory (vectorised)."""
     with torch.no_grad():
-        loss = fn(traj.double())  # (steps + 1, n), one vectorised call
+        loss = surface.fn(traj.double())  # (steps + 1, n), one vectorised call
         bad = ~(torch.isfinite(loss) & surface.contains(traj))
     results = []
     for i, c in enumerate(configs):
