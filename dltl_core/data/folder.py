@@ -145,6 +145,29 @@ def load_image_folder(
                             [tuple(s) for s in hit["skipped"]] + skipped)
 
     total = len(items)
+    buf, keep_files, keep_labels, bad = _decode_all(items, size, workers, progress)
+    if buf is None:
+        reasons = "; ".join(f"{Path(f).name}: {r}" for f, r in bad[:3])
+        raise ValueError(f"none of the {total} image files in {root} could be decoded ({reasons})")
+    x = buf[: len(keep_files)]
+    if len(keep_files) < len(buf):
+        x = x.clone()  # drop the unused tail (a view would keep and save it)
+    y = torch.tensor(keep_labels, dtype=torch.int64)
+    if use_cache:
+        cache.save_tensors(path, {"x": x, "y": y, "classes": class_names, "files": keep_files,
+                                  "skipped": [list(s) for s in bad]})
+    return ImageSet(x, y, class_names, keep_files, bad + skipped)
+
+
+def _decode_all(items: list[tuple[str, int]], size: int | None, workers: int | None,
+                progress: Callable[[int, int], None] | None
+                ) -> tuple[torch.Tensor | None, list[str], list[int], list[tuple[str, str]]]:
+    """Decode ``items`` in threads into one preallocated uint8 tensor.
+
+    Returns:
+        ``(buffer or None, files kept, their labels, (file, reason) of each skipped file)``.
+    """
+    total = len(items)
     buf: torch.Tensor | None = None
     keep_files: list[str] = []
     keep_labels: list[int] = []
@@ -174,14 +197,4 @@ def load_image_folder(
                 keep_labels.append(label)
             if progress is not None and (done % 256 == 0 or done == len(todo)):
                 progress(done + first_ok, total)
-    if buf is None:
-        reasons = "; ".join(f"{Path(f).name}: {r}" for f, r in bad[:3])
-        raise ValueError(f"none of the {total} image files in {root} could be decoded ({reasons})")
-    x = buf[: len(keep_files)]
-    if len(keep_files) < len(buf):
-        x = x.clone()  # drop the unused tail (a view would keep and save it)
-    y = torch.tensor(keep_labels, dtype=torch.int64)
-    if use_cache:
-        cache.save_tensors(path, {"x": x, "y": y, "classes": class_names, "files": keep_files,
-                                  "skipped": [list(s) for s in bad]})
-    return ImageSet(x, y, class_names, keep_files, bad + skipped)
+    return buf, keep_files, keep_labels, bad
