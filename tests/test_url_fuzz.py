@@ -147,3 +147,22 @@ def test_binder_round_trips_every_config(cls):
         a, r = getattr(cfg, n), getattr(rebuilt, n)
         assert (math.isclose(a, r, rel_tol=1e-5) if isinstance(a, float) else a == r), (n, a, r)
     assert all(getattr(cfg, n) != getattr(cls, n) for n in kept if n != "start"), "every field moved"
+
+
+def test_one_learning_curve_chart_takes_epoch_records_by_epoch_or_time():
+    from dltl_core.train.config import EpochRecord
+    from dltl_ui.charts.curves import learning_curves
+
+    fields = {f.name for f in dataclasses.fields(EpochRecord)}
+    rows = []
+    for e in (1, 2, 3):
+        values = dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, train_acc=0.5 + e / 10, val_acc=0.4 + e / 10,
+                      lr=0.01, seconds=0.5, samples_per_second=1e4, elapsed=0.5 * e)
+        rows.append(EpochRecord(**{k: v for k, v in values.items() if k in fields}).as_dict())
+    import pandas as pd
+
+    for x in ("epoch", "elapsed"):
+        loss, acc = learning_curves(pd.DataFrame(rows), epochs=3, best_epoch=2, x=x)
+        spec = loss.to_dict(validate=True)
+        assert spec["layer"][0]["encoding"]["x"]["field"] == x
+        assert acc.to_dict(validate=True)

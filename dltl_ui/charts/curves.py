@@ -23,28 +23,33 @@ def curves_frame(history: pd.DataFrame) -> pd.DataFrame:
         for col, split in zip(cols, ("train", "validation")):
             if col in history:
                 rows.append(pd.DataFrame({"epoch": history["epoch"], "value": history[col],
+                                          "elapsed": history["elapsed"] if "elapsed" in history else math.nan,
                                           "metric": metric, "split": split}))
     if not rows:
-        return pd.DataFrame(columns=["epoch", "value", "metric", "split"])
+        return pd.DataFrame(columns=["epoch", "elapsed", "value", "metric", "split"])
     out = pd.concat(rows, ignore_index=True)
     return out[out["value"].map(lambda v: v is not None and math.isfinite(v))]
 
 
-def _panel(long: pd.DataFrame, metric: str, epochs: int | None, height: int, marks: list[alt.Chart]) -> alt.LayerChart:
+def _panel(long: pd.DataFrame, metric: str, epochs: int | None, height: int, marks: list[alt.Chart],
+           x_field: str = "epoch") -> alt.LayerChart:
     data = long[long.metric == metric]
     x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs or 1, 2)], nice=False))
+    if x_field == "elapsed":  # wall-clock time since the fit started (EpochRecord.elapsed)
+        x = alt.X("elapsed:Q", title="seconds since the start")
     y_title = "loss (cross-entropy)" if metric == "loss" else "accuracy"
     y_scale = alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Scale(zero=True)
     lines = alt.Chart(data).mark_line(strokeWidth=3).encode(
         x=x, y=alt.Y("value:Q", title=y_title, scale=y_scale),
         color=alt.Color("split:N", scale=SPLIT_COLORS, title=None, legend=alt.Legend(orient="bottom")),
-        tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")],
+        tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f"), alt.Tooltip("elapsed:Q", format=".1f")],
     )
     return alt.layer(lines, *marks).properties(height=height, title=metric.capitalize())
 
 
 def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch: int | None = None,
-                    show_gap: bool = True, height: int | None = None) -> tuple[alt.LayerChart, alt.LayerChart]:
+                    show_gap: bool = True, height: int | None = None,
+                    x: str = "epoch") -> tuple[alt.LayerChart, alt.LayerChart]:
     """Loss and accuracy charts, train vs validation (draw them side by side).
 
     Args:
@@ -52,6 +57,7 @@ def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch
         epochs: the planned number of epochs (fixes the x axis while the curves grow).
         best_epoch: marked with a dashed rule ("lowest validation loss / early stopping").
         show_gap: mark the generalization gap (validation minus training loss) at the last epoch.
+        x: ``"epoch"`` or ``"elapsed"`` (seconds since the fit started; the epoch marks are left out).
 
     Returns:
         ``(loss_chart, accuracy_chart)``.
@@ -78,7 +84,9 @@ def learning_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch
                               .encode(x="epoch:Q", y="lo:Q", y2="hi:Q"))
             loss_marks.append(alt.Chart(gap).mark_text(align="right", dx=-8, color="#333", fontWeight="bold")
                               .encode(x="epoch:Q", y="mid:Q", text="label:N"))
-    return (_panel(long, "loss", epochs, height, loss_marks), _panel(long, "accuracy", epochs, height, acc_marks))
+    if x == "elapsed":
+        loss_marks, acc_marks = [], []
+    return (_panel(long, "loss", epochs, height, loss_marks, x), _panel(long, "accuracy", epochs, height, acc_marks, x))
 
 
 def show_curves(history: pd.DataFrame, epochs: int | None = None, best_epoch: int | None = None,
