@@ -101,30 +101,35 @@ with ui.guard("the comparison"):
         f"($W = W_3 W_2 W_1 \\dots$) gives a single layer with validation accuracy **{res.collapsed_acc:.1%}** — "
         f"exactly the deep network's **{res.linear_acc:.1%}**.")
 
-    st.subheader("Inside the trained CNN")
-    digit = view.widget("digit")
-    f1, f2 = st.columns([1, 2])
-    with f1:
-        img = res.images[res.images.digit == digit]
-        pic = alt.Chart(img).mark_rect().encode(
-            x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-            color=alt.Color("value:Q", scale=alt.Scale(scheme="greys"), legend=None),
-        ).properties(width=200, height=200, title=f"Input: a {digit}")
-        ui.show_chart(pic, caption="An 8×8 validation image.")
-        filt = alt.Chart(res.filters).mark_rect().encode(
-            x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-            color=alt.Color("weight:Q", scale=alt.Scale(scheme="redblue", domainMid=0), legend=None),
-            facet=alt.Facet("filter:O", columns=4, title="First-layer 3×3 filters", header=alt.Header(labels=False)),
-        ).properties(width=44, height=44)
-        ui.show_chart(filt, caption="What to notice: many filters are small edge or stroke detectors "
-                                    "(red positive, blue negative weights).")
-    with f2:
-        maps = res.maps[(res.maps.digit == digit) & (res.maps.layer == 1)]
-        fm = alt.Chart(maps).mark_rect().encode(
-            x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-            color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis"), legend=None),
-            facet=alt.Facet("channel:O", columns=8, title="Feature maps after the first conv + ReLU",
-                            header=alt.Header(labels=False)),
-        ).properties(width=56, height=56)
-        ui.show_chart(fm, caption="What to notice: each map lights up where its filter finds its pattern in "
-                                  "this digit; ReLU zeroes the rest.")
+    @st.fragment  # the digit slider reruns only this section
+    def inside_cnn(res: LayersResult) -> None:
+        st.subheader("Inside the trained CNN")
+        digit = view.widget("digit")
+        f1, f2 = st.columns([1, 2])
+        with f1:
+            img = res.images[res.images.digit == digit]
+            pic = alt.Chart(img).mark_rect().encode(
+                x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+                color=alt.Color("value:Q", scale=alt.Scale(scheme="greys"), legend=None),
+            ).properties(width=200, height=200, title=f"Input: a {digit}")
+            ui.show_chart(pic, caption="An 8×8 validation image.")
+            filt = alt.Chart(res.filters).mark_rect().encode(
+                x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+                color=alt.Color("weight:Q", scale=alt.Scale(scheme="redblue", domainMid=0), legend=None),
+                facet=alt.Facet("filter:O", columns=4, title="First-layer 3×3 filters", header=alt.Header(labels=False)),
+            ).properties(width=44, height=44)
+            ui.show_chart(filt, caption="What to notice: many filters are small edge or stroke detectors "
+                                        "(red positive, blue negative weights).")
+        with f2:
+            maps = res.maps[(res.maps.digit == digit) & (res.maps.layer == 1)]
+            fm = alt.Chart(maps).mark_rect().encode(
+                x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+                color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis"), legend=None),
+                facet=alt.Facet("channel:O", columns=8, title="Feature maps after the first conv + ReLU",
+                                header=alt.Header(labels=False)),
+            ).properties(width=56, height=56)
+            ui.show_chart(fm, caption="What to notice: each map lights up where its filter finds its pattern in "
+                                      "this digit; ReLU zeroes the rest.")
+        view.sync(["digit"])
+
+    inside_cnn(res)
