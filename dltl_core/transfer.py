@@ -850,9 +850,9 @@ def predict_photo(backbone: Backbone, result: TransferResult, photo: str | Path 
         unknown = (f"This does not look like a bird to the pretrained network (its ImageNet guess: "
                    f"{imagenet[0][0].split(',')[0]}), so the species bars are meaningless here.")
     elif species[0][1] < UNKNOWN_BELOW:
-        unknown = (f"Probably none of the {len(result.species)} trained species: the best match has only "
-                   f"{species[0][1]:.0%}. The head must split 100% among the species it knows, even for "
-                   "a bird it has never seen.")
+        unknown = (f"The best match, {species[0][0]}, has only {species[0][1]:.0%}; the head must split "
+                   f"100% among the {len(result.species)} species it knows, even for a bird it has never "
+                   "seen.")
     return {"species": species, "imagenet": imagenet, "imagenet_bird": bird, "unknown": unknown}
 
 
