@@ -64,10 +64,10 @@ class Progress:
     def bar(self, total: float | None = None, desc: str = "", unit: str = "it", **kw: Any) -> tqdm:
         """A tqdm bar on stderr; ``disable`` when bars are off (every method still works)."""
         # dynamic_ncols follows a resized terminal; a terminal of unknown size (0 columns: a
-        # bare pty, `script`, some CI runners) would get an empty bar, so it gets 100 columns.
+        # bare pty, `script`, some CI runners) would get an empty bar, so it gets 120 columns.
         sized = _columns(self.stream) > 0
         kw.setdefault("dynamic_ncols", sized)
-        kw.setdefault("ncols", None if sized else 100)
+        kw.setdefault("ncols", None if sized else 120)
         kw.setdefault("nrows", None if sized else 20)  # tqdm hides bars beyond 0 rows
         return tqdm(total=total, desc=desc, unit=unit, file=self.stream, disable=not self.enabled,
                     mininterval=0.2, leave=True, **kw)
@@ -219,12 +219,13 @@ class FitProgress(Callback):
     def on_epoch_end(self, trainer: Any, record: Any) -> None:
         if self.bar is None:
             return
-        post = {"loss": f"{record.train_loss:.4f}"}
-        if getattr(record, "val_loss", None) is not None and record.val_loss == record.val_loss:
-            post["val_loss"] = f"{record.val_loss:.4f}"
-        if getattr(record, "val_acc", None) is not None and record.val_acc == record.val_acc:
-            post["val_acc"] = f"{record.val_acc:.3f}"
-        self.bar.set_postfix(post, refresh=False)
+        # Short, so the numbers survive a narrow terminal (tqdm cuts the line's end).
+        post = [f"loss={record.train_loss:.3f}"]
+        for key in ("val_loss", "val_acc"):
+            value = getattr(record, key, None)
+            if value is not None and value == value:  # NaN without validation
+                post.append(f"{key}={value:.3f}")
+        self.bar.set_postfix_str(" ".join(post), refresh=False)
         epochs = trainer.config.epochs
         self.bar.set_description(f"{self.desc} epoch {min(record.epoch + 1, epochs)}/{epochs}")
 
