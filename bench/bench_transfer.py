@@ -160,7 +160,26 @@ def _linear_and_finetune(backbone, policy, data: str) -> dict:
         "at_least_linear": ft.val_accuracy >= second.val_accuracy - 1e-9,
         "val_curve": [round(h["val_acc"], 3) for h in ft.history],
         "train_images_per_second": round(ft.images_per_second, 1)}
+    out["page_flow"] = _page_flow(backbone, policy, data, ft_cfg)
     return out
+
+
+def _page_flow(backbone, policy, data: str, ft_cfg) -> dict:
+    """What the page does, in a new cache: ``ensure_features`` (one pass: features + the default
+    fine-tuning's activations), then the fine-tune click (LP + epochs on the cached activations)."""
+    from dltl_core.transfer import ensure_features, run_transfer
+
+    os.environ["DLTL_CACHE_DIR"] = tempfile.mkdtemp(prefix="dltl-bench-page-")
+    t0 = time.perf_counter()
+    fs = ensure_features(ft_cfg, backbone, policy=policy)
+    ext = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ft = run_transfer(ft_cfg, backbone=backbone, policy=policy)
+    ft_s = time.perf_counter() - t0
+    return {"extraction_seconds": round(ext, 2), "photos": len(fs.files),
+            "extraction_images_per_second": round(len(fs.files) / ext, 2),
+            "finetune_seconds": round(ft_s, 2), "ratio_to_extraction": round(ft_s / ext, 3),
+            "activations_extracted_again": not ft.features_cached, "val_accuracy": round(ft.val_accuracy, 4)}
 
 
 def _full_modes(backbone, policy, data: str, epochs: int, image_size: int) -> dict:

@@ -452,15 +452,44 @@ def uncached_photos(backbone: Backbone, files: Sequence[str], labels: Sequence[i
     return sum(len(fl) for fl in chunks.values() if not (root / f"{feature_cache_key(backbone, fl)}.pt").is_file())
 
 
+def store_features(backbone: Backbone, files: Sequence[str], labels: Sequence[int], done: FeatureSet,
+                   features: Tensor) -> None:
+    """Write the feature-cache entries still missing, from another pass over the same photos.
+
+    Args:
+        done: that pass's result (its ``files``, ``skipped`` and ``extract_seconds``).
+        features: (len(done.files), D) pooled features of ``done.files``, in that order.
+    """
+    row = {f: i for i, f in enumerate(done.files)}
+    reasons = dict(done.skipped)
+    chunks: dict[int, list[str]] = {}
+    for f, y in zip(files, labels):
+        chunks.setdefault(int(y), []).append(str(f))
+    per_photo = done.cost_seconds / max(len(files), 1)  # what the pass cost when first run
+    for fl in chunks.values():
+        path = cache_dir() / "features" / f"{feature_cache_key(backbone, fl)}.pt"
+        if path.is_file() or any(f not in row and f not in reasons for f in fl):
+            continue  # already cached, or photos this pass did not see
+        ok = torch.tensor([f in row for f in fl], dtype=torch.bool)
+        rows = [row[f] for f in fl if f in row]
+        with _locked([path]):
+            if path.is_file():  # written by another visitor meanwhile
+                continue
+            save_tensors(path, {"features": features[rows].float().contiguous(), "ok": ok,
+                                "reasons": [reasons.get(f, "") for f in fl], "seconds": per_photo * len(fl)})
+
+
 def extract_activations(backbone: Backbone, files: Sequence[str], labels: Sequence[int],
                         frozen: nn.Module, tag: str, *, transform: Callable | None = None,
-                        transform_id: str | None = None, **kwargs: Any) -> FeatureSet:
+                        transform_id: str | None = None, what: str = "computing the frozen stages",
+                        **kwargs: Any) -> FeatureSet:
     """Outputs of the frozen early stages (``frozen``, built from the shared backbone's own
     modules, eval mode) for every photo, cached on disk like the features.
 
     Args:
         frozen: maps a normalised image batch to the activations the trainable stages take.
         tag: names the cut (e.g. ``"stages<7"``): part of the cache key.
+        what: the progress messages' phase name.
         transform: PIL -> tensor preprocessing (default: the backbone's eval transform).
         transform_id: its identity for the key (default ``repr(transform)``).
         **kwargs: ``batch_size``, ``policy``, ``progress``, ``use_cache``, ``workers``.
@@ -473,7 +502,7 @@ def extract_activations(backbone: Backbone, files: Sequence[str], labels: Sequen
                           tid, tag, file_fingerprint(fl))
 
     return _cached_pass(backbone, files, labels, key_of=key_of, subdir="activations",
-                        what="computing the frozen stages", fn=frozen, transform=transform, **kwargs)
+                        what=what, fn=frozen, transform=transform, **kwargs)
 
 
 # --------------------------------------------------------------------------- images as tensors

@@ -40,7 +40,7 @@ from dltl_core.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, ima
 from dltl_core.birds import BirdSet, load_birds, pretty_name, split_indices
 from dltl_core.device import DevicePolicy, get_policy, seed_everything
 from dltl_core.features import (FeatureSet, embed_images, extract_activations, extract_features,
-                                load_image_tensors,
+                                load_image_tensors, store_features, uncached_photos,
                                 make_batch_transform, pooled_features, train_image_size)
 from dltl_core.images import open_rgb
 from dltl_core.train import Callback, EpochRecord, StopFlag, TrainConfig, fit, predict
@@ -468,8 +468,19 @@ def ensure_features(config: TransferConfig, backbone: Backbone, *, policy: Devic
     """Extract (or read from the disk cache) the features a linear run of ``config`` needs.
 
     A page calls this first, with a progress bar, so the run itself only hits the cache.
+    Where the architecture allows (``feature_stages``), missing features come from one pass
+    that also caches the frozen stages' activations of the default fine-tuning: the pooled
+    features are the pretrained last stages run on them, and a later fine-tuning click then
+    pays only for its epochs.
     """
     birds = load_birds(config.data, config.species, config.max_per_species)
+    cut = cut_index(backbone, DEFAULT_UNFREEZE)
+    if cut is not None and uncached_photos(backbone, birds.files, birds.labels):
+        policy = policy or get_policy()
+        acts = extract_activations(backbone, birds.files, birds.labels, frozen_part(backbone, cut),
+                                   f"stages<{cut}", policy=policy, progress=progress, what="extracting features")
+        store_features(backbone, birds.files, birds.labels, acts,
+                       pretrained_tail_features(backbone, cut, acts.features, policy))
     return extract_features(backbone, birds.files, birds.labels, policy=policy, progress=progress)
 
 

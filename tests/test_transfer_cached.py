@@ -209,3 +209,24 @@ def test_predict_flags_photos_of_no_trained_species(backbone, birds_dir):
     assert not cat["imagenet_bird"] and "not look like a bird" in cat["unknown"]
     probs = [p for _, p in cat["species"]]
     assert probs == sorted(probs, reverse=True)
+
+
+def test_one_pass_fills_features_and_the_default_fine_tunings_activations(backbone, birds_dir, monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.setenv("DLTL_CACHE_DIR", str(tmp_path))
+    cfg = tl.TransferConfig(data=str(birds_dir), species="2", max_per_species=5, feature_map="none")
+    fs = tl.ensure_features(cfg, backbone)
+    b = load_birds(birds_dir, 2, max_per_species=5)
+    direct = features.extract_features(backbone, b.files, b.labels, use_cache=False)
+    assert fs.files == direct.files and fs.cost_seconds > 0
+    torch.testing.assert_close(fs.features, direct.features, rtol=1e-4, atol=1e-4)
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("photos were pushed through the backbone again")
+
+    monkeypatch.setattr(features, "_extract_chunk", no_extraction)
+    r = tl.run_transfer(tl.TransferConfig(data=str(birds_dir), species="2", max_per_species=5, mode="finetune",
+                                          unfreeze_blocks=tl.DEFAULT_UNFREEZE, epochs=1, batch_size=4,
+                                          feature_map="none"), backbone=backbone)
+    assert r.cached_activations and len(r.history) == 1
+    assert tl.run_transfer(cfg, backbone=backbone).features_cached
