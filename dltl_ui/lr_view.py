@@ -75,10 +75,10 @@ def regimes_section(base: DescentConfig) -> None:
                        "the divergent one.")
             df = pd.DataFrame([{"lr": p.lr, "gap": p.gap, "regime": p.regime} for p in points])
             show_chart(gc.sweep_chart(df, marked=[r.config.lr for r in examples.values()]),
-                caption=f"Final loss above the minimum after {base.steps} steps of "
-                        f"{OPTIMIZERS[base.optimizer].label}, for {SWEEP[2]} learning rates from "
-                                  f"{SWEEP[0]:g} to {SWEEP[1]:g}. What to notice: a wide valley of good values "
-                                  "on the log axis, and a cliff where the runs diverge.")
+                       caption=f"Final loss above the minimum after {base.steps} steps of "
+                               f"{OPTIMIZERS[base.optimizer].label}, for {SWEEP[2]} learning rates from "
+                               f"{SWEEP[0]:g} to {SWEEP[1]:g}. What to notice: a wide valley of good values "
+                               "on the log axis, and a cliff where the runs diverge.")
 
 
 @st.fragment
@@ -87,8 +87,8 @@ def schedules_section(lrb: Binder, base: DescentConfig, surface: Surface) -> Non
     ss = st.session_state
     st.header("Schedules")
     explain("A schedule from `torch.optim.lr_scheduler` multiplies the base η at every step. "
-               "Warm-up starts small while the optimizer state settles; decay takes big steps early "
-               "and small ones at the end, so the point stops bouncing and settles in the minimum.")
+            "Warm-up starts small while the optimizer state settles; decay takes big steps early "
+            "and small ones at the end, so the point stops bouncing and settles in the minimum.")
     c = st.columns([1, 1, 3])
     lrb.widget("lr", where=c[0])
     lrb.widget("noise", where=c[1])
@@ -113,13 +113,13 @@ def schedules_section(lrb: Binder, base: DescentConfig, surface: Surface) -> Non
             left, right = st.columns([1, 1])
             with left:
                 show_chart(gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
-                    caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
+                           caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
             with right:
                 paths = gc.paths_frame(runs, labels, surface.f_min)
                 if len(paths):
                     show_chart(gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
-                        caption="Loss above the minimum: with a constant η the noise keeps kicking the "
-                                          "point around; decaying schedules settle lower at the end.")
+                               caption="Loss above the minimum: with a constant η the noise keeps kicking the "
+                                       "point around; decaying schedules settle lower at the end.")
             cols = st.columns(3)
             for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
                 with cols[k % 3]:
@@ -134,9 +134,9 @@ def range_test_section(lrb: Binder) -> None:
     ss = st.session_state
     st.header("LR range test on a real network")
     explain("A small MLP (64 → 128 → 128 → 10) learns scikit-learn's 8×8 handwritten digits for "
-               "one pass of mini-batches while η grows exponentially, batch by batch, from 10⁻⁴ to 10 "
-               "(`torch.optim.lr_scheduler.ExponentialLR`). Where the loss falls fastest is a good η; "
-               "where it shoots up, η is too large.")
+            "one pass of mini-batches while η grows exponentially, batch by batch, from 10⁻⁴ to 10 "
+            "(`torch.optim.lr_scheduler.ExponentialLR`). Where the loss falls fastest is a good η; "
+            "where it shoots up, η is too large.")
     c = st.columns([1, 1, 2])
     lrb.widget("rt_opt", where=c[0])
     lrb.widget("bs", where=c[1], format_func=str)
@@ -145,9 +145,9 @@ def range_test_section(lrb: Binder) -> None:
         result = range_test(RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"])))
         df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
         show_chart(gc.range_test_chart(df, result.suggested),
-                      caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
-                              "blue: smoothed. What to notice: flat at first (η too small), then falling, "
-                              "then exploding; the suggested η is where it falls fastest.")
+                   caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
+                           "blue: smoothed. What to notice: flat at first (η too small), then falling, "
+                           "then exploding; the suggested η is where it falls fastest.")
         if result.suggested is None:
             st.info("The loss never clearly fell: try another optimizer or batch size.", icon="ℹ️")
         else:
