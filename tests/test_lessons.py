@@ -188,3 +188,14 @@ def test_seeded_overfit_runs_are_reproducible():
     assert a.history.val_loss.tolist() == b.history.val_loss.tolist()
     c = overfit.run_overfit(cfg.replace(dropout=0.0))
     assert c.history.val_loss.tolist() != a.history.val_loss.tolist()
+
+
+def test_digits_match_scikit_learns_loader():
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from dltl_core.data.digits import load_digits
+
+    x, y = load_digits()
+    ref = sk_load_digits()
+    assert torch.equal(x[:, 0], torch.from_numpy(ref.images.astype("float32") / 16.0))
+    assert torch.equal(y, torch.from_numpy(ref.target.astype("int64")))

@@ -6,7 +6,9 @@ digits 0-9, 8x8 pixels with 17 grey levels (0..16).
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,10 +18,17 @@ DIGIT_CLASSES = [str(d) for d in range(10)]
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits as sk_load_digits
+    # scikit-learn's own file, read the way sklearn.datasets.load_digits reads it, without
+    # importing scikit-learn (seconds on a first page load; tests compare the two).
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits as sk_load_digits
 
-    bunch = sk_load_digits()
-    return bunch.images.astype(np.float32) / 16.0, bunch.target.astype(np.int64)
+        bunch = sk_load_digits()
+        return bunch.images.astype(np.float32) / 16.0, bunch.target.astype(np.int64)
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8).astype(np.float32) / 16.0, data[:, -1].astype(np.int64)
 
 
 def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
