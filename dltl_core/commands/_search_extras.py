@@ -113,7 +113,13 @@ def _log(logdir: Path, record: Any) -> None:
 
 def trial_bar(args: argparse.Namespace, trials: int) -> Any:
     """A bar over this worker's trials; returns (bar, on_trial callback)."""
-    bar = Progress.from_args(args).bar(total=trials, desc="search", unit="trial")
+    progress = Progress.from_args(args)
+    bar = progress.bar(total=trials, desc="search", unit="trial")
+    if progress.enabled:
+        import optuna
+
+        # The bar shows each finished trial; Optuna's INFO lines would tear it apart.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def on_trial(summary: dict[str, Any]) -> None:
         acc = summary.get("val_acc")

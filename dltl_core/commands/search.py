@@ -65,8 +65,8 @@ def _check_args(args: argparse.Namespace) -> None:
     check_range("--timeout", args.timeout, 0, low_open=True)
     writable_file("--results", args.results)
     extras.check_args(args)
-    if args.fixed is None:
-        open_storage(args.storage, timeout=5)  # a bad URL or an unreachable server: ValueError in seconds
+    if args.fixed is None and args.arch not in ARCHS:
+        raise ValueError(f"unknown architecture {args.arch!r}; choose from {', '.join(ARCHS)}")
 
 
 def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int) -> TrainConfig:
@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
                        sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,
                        timeout=args.timeout)
+    # Last of the checks (it creates the study file): a bad URL or an unreachable server is a
+    # ValueError within seconds, before any image is decoded.
+    open_storage(args.storage, timeout=5)
     extras.predecode(args)
     bar, on_trial = extras.trial_bar(args, args.trials)
     try:
