@@ -208,4 +208,6 @@ def format_text(result: dict[str, Any]) -> str:
         lines.append(f"diverged at epoch {result['diverged_at']}")
     if result["stopped_early"]:
         lines.append("stopped early")
+    if result.get("saved"):
+        lines.append(f"model saved to {result['saved']}")
     return "\n".join(lines)

@@ -111,4 +111,5 @@ def format_text(result: dict[str, Any]) -> str:
     test = "" if result["test_accuracy"] is None else f", test accuracy {result['test_accuracy']:.1%}"
     return (f"{result['mode']} on {len(result['species'])} species with {result['backbone']}: "
             f"validation accuracy {result['val_accuracy']:.1%}{test} in {result['seconds']:.1f} s "
-            f"({result['images_per_second']:.1f} photos/s), {result['skipped_files']} files skipped")
+            f"({result['images_per_second']:.1f} photos/s), {result['skipped_files']} files skipped"
+            + (f"\nmodel saved to {result['saved']}" if result.get("saved") else ""))
