@@ -58,31 +58,22 @@ def predecode(args: argparse.Namespace) -> None:
 def run_fixed_cli(args: argparse.Namespace, archs: Sequence[str], widths: Sequence[float], config: Any,
                   data_spec: Any) -> list[Any]:
     """``search.run_fixed`` with a bar per run, and the models saved / logged as asked."""
-    from dltl_core.archs import ARCHS
-    from dltl_core.runs import append_runs
-    from dltl_core.search import load_data, train_run
+    from dltl_core.search import run_fixed
 
-    unknown = [a for a in archs if a not in ARCHS]
-    if unknown:
-        raise ValueError(f"unknown architecture {unknown[0]!r}; choose from {', '.join(ARCHS)}")
     progress = Progress.from_args(args)
     predecode(args)
-    train, val, info = load_data(data_spec)
     several = len(archs) * len(widths) > 1
-    records = []
-    for arch in archs:
-        for width in widths:
-            result, record = train_run(arch, width, config, train, val, info,
-                                       callbacks=[progress.fit_callback(f"{arch} w{width:g}")])
-            if args.results:
-                append_runs(args.results, [record], {"commands": [record.command]})
-            if args.save:
-                record.saved = str(_save(result.model, arch, width, config, info, record,
-                                         save_path(args.save, arch, width, several)))
-            if args.tensorboard:
-                _log(Path(args.tensorboard) / f"{arch}-w{width:g}", record)
-            records.append(record)
-    return records
+
+    def on_result(result: Any, record: Any) -> None:
+        if args.save:
+            record.saved = str(_save(result.model, record.arch, record.width, config, record.data, record,
+                                     save_path(args.save, record.arch, record.width, several)))
+        if args.tensorboard:
+            _log(Path(args.tensorboard) / f"{record.arch}-w{record.width:g}", record)
+
+    return run_fixed(archs, widths, config, data_spec, results=args.results, recipe=args.recipe,
+                     callbacks=lambda arch, width: [progress.fit_callback(f"{arch} w{width:g}")],
+                     on_result=on_result)
 
 
 def _save(model: Any, arch: str, width: float, config: Any, info: dict[str, Any], record: Any,

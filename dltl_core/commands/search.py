@@ -17,6 +17,7 @@ from dltl_core.commands import _search_extras as extras
 from dltl_core.commands._common import check_range, writable_file
 from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_search, space_from_args
 from dltl_core.storage import open_storage
+from dltl_core.recipes import RECIPES, get_recipe
 from dltl_core.train import TrainConfig
 
 NAME = "search"
@@ -37,8 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-per-class", type=int, default=None,
                         help="use the first N training images of each class (small CPU demos)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share (default 0.1)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--recipe", default=None, choices=RECIPES.names(),
+                        help="start from a named recipe (dltl_core/recipes.py): 'fast' (GPU minutes), "
+                             "'kuangliu' (the published 200 epochs), 'cpu' (a laptop demo); its epochs, "
+                             "warm-up, weight averaging... apply unless given here")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per trial (default: the recipe's, else 10)")
+    parser.add_argument("--label-smoothing", type=float, default=None,
+                        help="label smoothing (default: the recipe's, else 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batch order, augmentation")
     parser.add_argument("--sampler-seed", type=int, default=None, help="seed of the TPE sampler")
     parser.add_argument("--pruner", choices=PRUNERS, default="median")
@@ -56,7 +63,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     extras.add_arguments(parser)  # --save, --tensorboard
 
 
+def _apply_recipe(args: argparse.Namespace) -> None:
+    # --fixed "recipe=NAME,..." names the recipe too; the recipe fills what was not given.
+    for item in (args.fixed or "").split(","):
+        key, _, raw = item.partition("=")
+        if key.strip() == "recipe":
+            args.recipe = raw.strip()
+    base = get_recipe(args.recipe).config if args.recipe else None
+    if args.epochs is None:
+        args.epochs = base.epochs if base else 10
+    if args.label_smoothing is None:
+        args.label_smoothing = base.label_smoothing if base else 0.1
+
+
 def _check_args(args: argparse.Namespace) -> None:
+    _apply_recipe(args)
     check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
     check_range("--trials", args.trials, 1)
     check_range("--epochs", args.epochs, 1)
@@ -69,21 +90,39 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"unknown architecture {args.arch!r}; choose from {', '.join(ARCHS)}")
 
 
-def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int) -> TrainConfig:
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    values: dict[str, Any] = {"epochs": epochs, "label_smoothing": label_smoothing, "seed": seed,
-                              "optimizer": "momentum", "lr": 0.05, "weight_decay": 5e-4,
-                              "schedule": "onecycle", "batch_size": 64}
+_FIXED_DEFAULTS = {"optimizer": "momentum", "lr": 0.05, "weight_decay": 5e-4, "schedule": "onecycle",
+                   "batch_size": 64}
+
+
+def _parse_field(key: str, raw: str, kind: str) -> Any:
+    raw = raw.strip()
+    if "None" in kind and raw.lower() in ("none", "off", ""):
+        return None
+    if kind.startswith("bool"):
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(f"--fixed: {key} must be true or false, got {raw!r}")
+        return raw.lower() in ("true", "1", "yes", "on")
+    try:
+        return int(raw) if kind.startswith("int") else float(raw) if "float" in kind else raw
+    except ValueError as err:
+        raise ValueError(f"--fixed: bad value for {key}: {raw!r}") from err
+
+
+def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int,
+                  recipe: str | None = None) -> TrainConfig:
+    """The ``TrainConfig`` of ``--fixed KEY=VALUE,...``: the recipe's (or a plain default), then the keys."""
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    base = get_recipe(recipe).config.as_dict() if recipe else {**TrainConfig().as_dict(), **_FIXED_DEFAULTS}
+    values: dict[str, Any] = {**base, "epochs": epochs, "label_smoothing": label_smoothing, "seed": seed}
     for item in filter(None, (s.strip() for s in text.split(","))):
         key, _, raw = item.partition("=")
         key = key.strip()
+        if key == "recipe":
+            continue
         if key not in types or not raw:
-            raise ValueError(f"--fixed: expected KEY=VALUE with KEY one of {', '.join(types)}, got {item!r}")
-        kind = str(types[key])
-        try:
-            values[key] = (int(raw) if kind.startswith("int") else float(raw) if "float" in kind else raw.strip())
-        except ValueError as err:
-            raise ValueError(f"--fixed: bad value for {key}: {raw!r}") from err
+            raise ValueError(f"--fixed: expected KEY=VALUE with KEY recipe or one of {', '.join(types)}, "
+                             f"got {item!r}")
+        values[key] = _parse_field(key, raw, types[key])
     return TrainConfig(**values)
 
 
@@ -94,18 +133,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             args.widths)
     if args.fixed is not None:
         archs = list(ARCHS) if args.arch == "all" else [a.strip() for a in args.arch.split(",") if a.strip()]
-        config = _fixed_config(args.fixed, args.epochs, args.label_smoothing, args.seed)
+        config = _fixed_config(args.fixed, args.epochs, args.label_smoothing, args.seed, args.recipe)
         widths = space.widths if args.widths else (1.0,)
         records = extras.run_fixed_cli(args, archs, widths, config, data)  # run_fixed + bars, --save
-        return {"mode": "fixed", "config": config.as_dict(), "results": args.results,
-                "runs": [{"arch": r.arch, "width": r.width, "val_acc": r.val_acc, "params": r.params,
+        return {"mode": "fixed", "recipe": args.recipe, "config": config.as_dict(), "results": args.results,
+                "runs": [{"arch": r.arch, "width": r.width, "val_acc": r.val_acc, "test_acc": r.test_acc,
+                          "test_acc_tta": r.test_acc_tta, "params": r.params,
                           "flops": r.flops, "wall_seconds": r.wall_seconds, "state": r.state,
                           "saved": getattr(r, "saved", None)}
                          for r in records]}
     cfg = SearchConfig(arch=args.arch, trials=args.trials, storage=args.storage, study_name=args.study,
                        data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
                        sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,
-                       timeout=args.timeout)
+                       timeout=args.timeout, recipe=args.recipe)
     # Last of the checks (it creates the study file): a bad URL or an unreachable server is a
     # ValueError within seconds, before any image is decoded.
     open_storage(args.storage, timeout=5)
@@ -122,10 +162,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_text(result: dict[str, Any]) -> str:
     if result["mode"] == "fixed":
-        lines = [f"{'arch':<18}{'width':>6}{'params':>12}{'val acc':>9}{'seconds':>9}"]
+        def pct(v: Any) -> str:
+            return f"{100 * v:.1f}%" if v is not None else "-"
+
+        lines = [f"{'arch':<18}{'width':>6}{'params':>12}{'val acc':>9}{'test':>8}{'test+TTA':>9}{'seconds':>9}"]
         for r in result["runs"]:
-            acc = f"{100 * r['val_acc']:.1f}%" if r["val_acc"] is not None else "-"
-            lines.append(f"{r['arch']:<18}{r['width']:>6}{r['params']:>12,}{acc:>9}{r['wall_seconds']:>9.1f}")
+            lines.append(f"{r['arch']:<18}{r['width']:>6}{r['params']:>12,}{pct(r['val_acc']):>9}"
+                         f"{pct(r.get('test_acc')):>8}{pct(r.get('test_acc_tta')):>9}{r['wall_seconds']:>9.1f}"
+                         + ("  diverged" if r.get("state") == "diverged" else ""))
         return "\n".join(lines)
     lines = [f"study {result['study']} in {result['storage']}: {result['trials_run']} trial(s) run here, "
              f"{result['study_trials']} in the study"]
