@@ -89,6 +89,7 @@ def backbone_picker(url) -> str:
 
 
 def _duration(seconds: float) -> str:
+    """``about 40 s`` / ``about 3 min``."""
     return f"about {math.ceil(seconds)} s" if seconds < 90 else f"about {math.ceil(seconds / 60)} min"
 
 
@@ -178,6 +179,8 @@ def image_settings(base: TransferConfig, backbone: bk.Backbone, fs: FeatureSet, 
 
 
 def _live_curve(mode: str):
+    """The job panel's partial-result view: the epochs finished so far, as a learning curve."""
+
     def draw(rows: tuple[dict, ...]) -> None:
         st.altair_chart(tc.curves_by_epoch(tc.curves_frame({mode: list(rows)})), theme=None)
     return draw
