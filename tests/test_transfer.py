@@ -157,4 +157,4 @@ def test_cli_json_keys_and_test_data(linear10, birds_dir, capsys):
     cli.main(["transfer", "--data", str(birds_dir), "--species", names, "--json"])
     assert json.loads(capsys.readouterr().out)["species"] == linear10.species[:3]
     assert cli.main(["transfer", "--data", str(birds_dir), "--species", "1", "--json"]) == 2
-    assert "at least 2" in json.loads(capsys.readouterr().out)["error"]
+    assert "from 2 to 100" in json.loads(capsys.readouterr().out)["error"]  # refused, with the valid range
