@@ -26,6 +26,7 @@ import streamlit as st
 
 from dltl_core import birds, paths
 from dltl_core.birds import upload as up
+from dltl_ui.jobs import session_alive
 from dltl_ui.urlstate import UrlState
 
 SOURCES = ("Folder", "Download CUB-200-2011", "Upload a zip")
@@ -48,19 +49,6 @@ def upload_limit_bytes() -> int:
     except (RuntimeError, TypeError, ValueError):
         server_mb = up.MAX_ZIP_BYTES / 2**20
     return int(min(server_mb * 2**20, up.MAX_ZIP_BYTES))
-
-
-def _alive_check():
-    try:
-        from streamlit import runtime
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:
-        return None
-    ctx = get_script_run_ctx()
-    if ctx is None or not runtime.exists():
-        return None
-    instance, session_id = runtime.get_instance(), ctx.session_id
-    return lambda: instance.is_active_session(session_id)
 
 
 def _ended(token: str) -> bool | None:
@@ -108,7 +96,7 @@ def upload_area() -> Path:
     token = st.session_state.get(_TOKEN_KEY)
     if token is None:
         token = st.session_state[_TOKEN_KEY] = secrets.token_urlsafe(16)
-    check = _alive_check()
+    check = session_alive()
     if check is not None:
         with _LOCK:
             _SESSIONS[token] = check

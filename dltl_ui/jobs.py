@@ -43,7 +43,7 @@ _STATE = "_dltl_job::"
 HEARTBEAT_SECONDS = 120.0  # browsers slow down timers of hidden tabs to about once a minute
 
 
-def _session_alive() -> Callable[[], bool] | None:
+def session_alive() -> Callable[[], bool] | None:
     """A check "is this visitor's session still connected", or None outside a server."""
     try:
         from streamlit import runtime
@@ -110,7 +110,7 @@ def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, l
         entry = None
     if start:
         job_id = runner.submit(fn, config, seed=seed, heartbeat_timeout=heartbeat_timeout,
-                               alive=_session_alive(), **limits)
+                               alive=session_alive(), **limits)
         entry = {"id": job_id, "ckey": ckey, "final": None}
         st.session_state[_STATE + key] = entry
     if entry is None or entry["ckey"] != ckey:
