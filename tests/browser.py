@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,10 +31,13 @@ def free_port() -> int:
 def streamlit_server(env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
     """A freshly started ``streamlit run streamlit_app.py``; yields its base URL."""
     port = port or free_port()
+    # No file watcher (tests change no source; on a busy tree it floods the log with inotify
+    # overflows), and the log goes to a file: an unread pipe fills up (64 KiB) and then blocks
+    # the server mid-page, which looks like a page that never loads.
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"]
+    log = tempfile.NamedTemporaryFile(prefix="dltl-streamlit-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -53,6 +57,8 @@ def streamlit_server(env: dict[str, str] | None = None, port: int | None = None)
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+        os.unlink(log.name)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ Screenshots go to ``$DLTL_SHOTS`` when it is set (look at them: the test checks 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -25,8 +26,14 @@ def test_main_chart_fits_the_projector(size):
     shots = os.environ.get("DLTL_SHOTS")
     with streamlit_server() as base, chromium_page(width, height) as page:
         for name in PAGES:
+            print(name, time.strftime("%H:%M:%S"), flush=True)  # which page, if one times out
             page.goto(f"{base}/{name}?classroom=1")
-            wait_for_app(page)
+            try:
+                wait_for_app(page)
+            except Exception:
+                if shots:
+                    page.screenshot(path=os.path.join(shots, f"timeout_{name}_{width}x{height}.png"))
+                raise
             page.wait_for_selector(f"{MAIN} .vega-embed", timeout=180_000)
             wait_for_app(page)
             if shots:
