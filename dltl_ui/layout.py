@@ -51,7 +51,7 @@ def _register_theme() -> None:
     def theme() -> dict:
         return {
             "config": {
-                "axis": {"labelFontSize": label, "titleFontSize": title, "gridOpacity": 0.5},
+                "axis": {"labelFontSize": label, "titleFontSize": title, "gridOpacity": 0.5, "labelLimit": 0},
                 # No label or title limit: a cut legend entry ("2. SGD + momentum, η =") or
                 # title hides the very thing the chart is about.
                 "legend": {"labelFontSize": label, "titleFontSize": title, "symbolSize": 160, "labelLimit": 0},
