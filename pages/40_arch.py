@@ -8,6 +8,7 @@ from dltl_core import profile
 from dltl_core.lessons import jobs as lj
 from dltl_ui import arch_charts as charts
 from dltl_ui import jobs as jobs_ui
+from dltl_ui import results_view as rv
 from dltl_ui.binder import Binder
 from dltl_ui.views import ArchView
 
@@ -97,6 +98,7 @@ with ui.guard("the architecture summary"):
         ref = f"kuangliu/pytorch-cifar reports **{d['reference_acc']:.2f}%** on CIFAR-10's test set " \
               "(width 1, 200 epochs)." if d["reference_acc"] else ""
         st.caption(f"{d['paper']} {ref} {d['notes']}")
+        rv.recipe_panel(name, width)
 
     layers = pd.DataFrame(s["layers"])
     with fold("Layer table"):

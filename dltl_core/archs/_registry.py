@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from dltl_core.registry import SEED_LOCK, Registry
+
 
 @dataclass(frozen=True)
 class Family:
@@ -60,7 +62,8 @@ class ArchInfo:
     notes: str = ""
 
 
-ARCHS: dict[str, ArchInfo] = {}
+# One Registry for the core (warns on a duplicate name): ARCHS[name], `name in ARCHS`, list(ARCHS).
+ARCHS: Registry[ArchInfo] = Registry("architecture")
 
 
 def register(name: str, label: str, family: Family, depth: int, reference_acc: float | None = None,
@@ -68,7 +71,7 @@ def register(name: str, label: str, family: Family, depth: int, reference_acc: f
     """Decorator adding ``factory(num_classes, width)`` to ``ARCHS`` under ``name``."""
 
     def wrap(factory: Callable[[int, float], nn.Module]) -> Callable[[int, float], nn.Module]:
-        ARCHS[name] = ArchInfo(name, label, family, factory, depth, reference_acc, notes)
+        ARCHS.register(name, ArchInfo(name, label, family, factory, depth, reference_acc, notes), label=label)
         return factory
 
     return wrap
@@ -103,16 +106,15 @@ def create_arch(name: str, num_classes: int = 10, width: float = 1.0, *, seed: i
     Raises:
         ValueError: unknown name, bad width or class count.
     """
-    if name not in ARCHS:
-        raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHS)}")
+    info = ARCHS.get(name)  # ValueError naming the known architectures
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     width = check_width(width)
     if seed is None:
-        return ARCHS[name].factory(int(num_classes), width)
-    with torch.random.fork_rng(devices=[]):
+        return info.factory(int(num_classes), width)
+    with SEED_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ARCHS[name].factory(int(num_classes), width)
+        return info.factory(int(num_classes), width)
 
 
 def list_archs() -> list[str]:
