@@ -142,6 +142,42 @@ def run_live(namespace: str, key: Hashable, run: Callable[[list[Callback]], Any]
     return result, None
 
 
+AUTO_SECONDS = 8.0  # a run expected to finish within this starts by itself (from a link too)
+
+
+def run_bounded(namespace: str, key: Any, run: Callable[[list[Callback]], Any], epochs: int, *,
+                job: Callable[..., Any], expected_s: float, seed: int = 0,
+                label: str = "Training") -> tuple[Any | None, list[dict] | None]:
+    """``run_live`` for a short run; a long one starts only on a click, in a worker process.
+
+    A long run (over ``AUTO_SECONDS``) is a job of ``dltl_core.jobs`` (its own seeded
+    process, a time and memory limit, a Stop that ends the process, cancelled when the tab
+    closes); its epochs stream back as payloads and draw the live curves. Runs that would
+    take longer than ``REFUSE_SECONDS`` are refused with the expected time.
+
+    Returns:
+        like ``run_live``; ``(None, None)`` while a long run waits for its click or runs.
+    """
+    from dltl_core.lessons import jobs as lj
+    from dltl_ui import jobs as jobs_ui
+    from dltl_ui.layout import heavy_button
+
+    cached = memo_get(namespace, key)
+    if cached is not None or expected_s <= AUTO_SECONDS:
+        return (cached, None) if cached is not None else run_live(namespace, key, run, epochs, label=label)
+    clicked = heavy_button(label, f"{namespace}__go", expected_s, ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
+                           help="A long run: it trains in a worker process you can stop.")
+    final = jobs_ui.job_panel(namespace, job, key, start=clicked, seed=seed, label=label,
+                              on_partial=lambda recs: show_curves(pd.DataFrame(list(recs)), epochs, show_gap=False))
+    if final is None:
+        return None, None
+    if final.error or final.result is None:
+        st.warning(final.error or "The run was stopped.")
+        return None, [p for p in final.payloads if isinstance(p, dict)]
+    memo_put(namespace, key, final.result)
+    return final.result, None
+
+
 def resume_button(namespace: str) -> None:
     """A button that forgets a stopped run, so the next rerun trains it again."""
     if st.button("▶ Train again", key=f"{namespace}__resume"):

@@ -5,6 +5,7 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core.lessons.overfit import DEFAULT_TRAIN_SIZE, KNOBS, PRESETS, VAL_2D, OverfitConfig, pool_size, run_overfit
 from dltl_ui import overfit_view as ov
+from dltl_core.lessons import jobs as lj
 from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
 from dltl_ui.views import CompareView
@@ -94,8 +95,10 @@ if cfg is None:
 
 
 with ui.guard("the training run"):
-    result, partial = tc.run_live("overfit", cfg, lambda cbs: run_overfit(cfg, cbs), cfg.epochs)
-    ov.show_run(result, partial, "overfit", cfg.epochs)
+    result, partial = tc.run_bounded("overfit", cfg, lambda cbs: run_overfit(cfg, cbs), cfg.epochs,
+                                     job=lj.overfit_job, expected_s=lj.expected_seconds_overfit(cfg), seed=cfg.seed)
+    if result is not None or partial is not None:
+        ov.show_run(result, partial, "overfit", cfg.epochs)
 
 st.divider()
 st.subheader("Compare two runs")
@@ -106,8 +109,9 @@ if view.widget("compare"):
     cfg_b = cfg.replace(**{knob: type(current)(value)})
     with ui.guard("the second run"):
         res_a = tc.memo_get("overfit", cfg)
-        res_b, partial_b = tc.run_live("overfit_b", cfg_b, lambda cbs: run_overfit(cfg_b, cbs), cfg_b.epochs,
-                                       label="Run B")
+        res_b, partial_b = tc.run_bounded("overfit_b", cfg_b, lambda cbs: run_overfit(cfg_b, cbs), cfg_b.epochs,
+                                          job=lj.overfit_job, expected_s=lj.expected_seconds_overfit(cfg_b),
+                                          seed=cfg_b.seed, label="Run B")
         a, b = st.columns(2)
         with a:
             st.markdown(f"**Run A**: {KNOBS[knob].lower()} = {current}")
@@ -115,6 +119,7 @@ if view.widget("compare"):
                 ov.show_run(res_a, None, "overfit", cfg.epochs, compact=True)
         with b:
             st.markdown(f"**Run B**: {KNOBS[knob].lower()} = {getattr(cfg_b, knob)}")
-            ov.show_run(res_b, partial_b, "overfit_b", cfg_b.epochs, compact=True)
+            if res_b is not None or partial_b is not None:
+                ov.show_run(res_b, partial_b, "overfit_b", cfg_b.epochs, compact=True)
         if res_a is not None and res_b is not None:
             ov.compare_table(knob, res_a, res_b)

@@ -14,6 +14,8 @@ Report = Callable[[str, int, int, "dict | None"], None]
 # Rough costs on a 2-core laptop CPU (measured with an idle machine; a busy one is slower).
 LAYERS_SECONDS_PER_EPOCH = 0.35  # the four models of compare_layers together
 CPU_FLOPS_PER_SECOND = 1.5e10  # what measure_throughput's small batches reach on such a CPU
+STEP_SECONDS = 4e-4  # one optimizer step of a small MLP: Python and kernel-launch overhead
+MLP_FLOPS_PER_SECOND = 1.5e10  # dense matrix products of the MLP lessons
 ASK_SECONDS = 20.0  # above this a page asks before starting
 REFUSE_SECONDS = 600.0  # above this a page refuses and names the expected time
 
@@ -29,6 +31,35 @@ def layers_job(config: dict[str, Any], report: Report) -> Any:
 def expected_seconds_layers(epochs: int) -> float:
     """About how long ``layers_job`` takes for ``epochs`` epochs."""
     return 1.0 + LAYERS_SECONDS_PER_EPOCH * int(epochs)
+
+
+def overfit_job(config: Any, report: Report) -> Any:
+    """``run_overfit(config)`` with each finished epoch's record as a payload (live curves)."""
+    from dltl_core.lessons.overfit import run_overfit
+    from dltl_core.train import LambdaCallback
+
+    epochs = int(config.epochs)
+    live = LambdaCallback(on_epoch_end=lambda trainer, rec: report("training", rec.epoch, epochs, rec.as_dict()))
+    return run_overfit(config, [live])
+
+
+def expected_seconds_overfit(config: Any) -> float:
+    """About how long ``run_overfit(config)`` takes: per epoch a fixed cost, the optimizer
+    steps, and forward + backward (~6 FLOPs per weight and sample) over the training set.
+
+    The link ``/overfit?data=digits&train_size=1438&depth=5&width=512&epochs=500`` comes to
+    about 5 minutes, as measured on a 2-core machine.
+    """
+    from dltl_core.lessons.overfit import make_data
+
+    train, _ = make_data(config)
+    n, inputs = len(train[1]), int(train[0][0].numel())
+    classes = int(train[1].max()) + 1 if n else 2
+    widths = [inputs] + [int(config.width)] * int(config.depth) + [classes]
+    weights = sum(a * b for a, b in zip(widths, widths[1:]))
+    steps = -(-n // max(1, min(int(config.batch_size), n)))
+    per_epoch = 0.002 + STEP_SECONDS * steps + 6 * weights * n / MLP_FLOPS_PER_SECOND
+    return 0.3 + int(config.epochs) * per_epoch
 
 
 def measure_job(config: dict[str, Any], report: Report) -> list[dict]:
@@ -50,5 +81,5 @@ def expected_seconds_measure(flops_per_image: float, count: int = 1, batch_size:
     return count * (2.0 + 2 * 4 * flops_per_image * batch_size / CPU_FLOPS_PER_SECOND)
 
 
-__all__ = ["ASK_SECONDS", "REFUSE_SECONDS", "expected_seconds_layers", "expected_seconds_measure", "layers_job",
-           "measure_job"]
+__all__ = ["ASK_SECONDS", "REFUSE_SECONDS", "expected_seconds_layers", "expected_seconds_measure",
+           "expected_seconds_overfit", "layers_job", "measure_job", "overfit_job"]
