@@ -36,7 +36,9 @@ def curves_by_epoch(df: pd.DataFrame) -> alt.Chart:
         x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=_mode_color(),
-        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"]),
+        # The legend draws a solid and a dashed stroke: with point marks it showed two identical dots.
+        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"],
+                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolSize=400)),
         tooltip=["mode", "epoch", "split", alt.Tooltip("accuracy:Q", format=".1%"),
                  alt.Tooltip("elapsed:Q", format=".1f", title="seconds")],
     ).properties(height=chart_height(320))
