@@ -148,3 +148,18 @@ def test_a_collapsed_plain_network_is_reported_as_diverged(images, lr, diverges)
                  batch_transform=CifarAugment(seed=0))
     assert (result.diverged_at is not None) == diverges, result.history_dicts()
     assert bool(result.diverged_reason) == diverges
+
+
+def test_weight_averaging_is_what_is_validated_and_returned(images):
+    """With ``ema_epochs`` the validation scores the averaged weights, and fit returns them."""
+    x, y = images[0]
+    train, val = (x[::2], y[::2]), (x[1::2], y[1::2])
+    model = create_arch("vgg11_bn", width=0.125, seed=0)
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="nesterov", lr=0.05, schedule="onecycle",
+                         ema_epochs=1.0, seed=0)
+    result = fit(model, train, val, config, batch_transform=CifarAugment(seed=0))
+    assert result.history[-1].val_acc == pytest.approx(evaluate(model, val, batch_transform=CifarAugment())[1])
+    # the average differs from the raw last step's weights
+    raw = create_arch("vgg11_bn", width=0.125, seed=0)
+    fit(raw, train, val, TrainConfig(**{**config.as_dict(), "ema_epochs": None}), batch_transform=CifarAugment(seed=0))
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), raw.state_dict().values()))
