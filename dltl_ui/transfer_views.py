@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -162,3 +163,27 @@ def result_tabs(results: dict[str, TransferResult], stopped: dict[str, list[dict
         feature_map_tab(results, method)
     with tabs[4], ui.guard("the prediction"):
         predict_tab(results, backbone)
+
+
+def download_model(results: dict[str, TransferResult], configs: dict[str, Any], backbone: Backbone) -> None:
+    """"Download this model": one file per trained mode (``dltl_core.checkpoint``), made on a click.
+
+    The file reloads with ``torch.load(path, weights_only=True)`` and predicts with
+    ``python -m dltl_core predict --load FILE PHOTO``. It is built only when asked: a
+    network's weights are megabytes, too much to serialise on every rerun.
+    """
+    from dltl_core import checkpoint
+
+    c1, c2 = st.columns([2, 3])
+    mode = c1.selectbox("Download this model", list(results), format_func=lambda m: tc.MODE_LABELS[m],
+                        key="tl_dl_mode")
+    key = ("tl_dl", mode, id(results[mode]))
+    if c2.button("Prepare the model file", key="tl_dl_go"):
+        ck = checkpoint.from_transfer(results[mode], configs[mode], backbone)
+        st.session_state["tl_dl"] = (key, checkpoint.to_bytes(ck))
+    ready = st.session_state.get("tl_dl")
+    if ready and ready[0] == key:
+        c2.download_button(f"Download {tc.MODE_LABELS[mode]} (.pt, {len(ready[1]) / 2**20:.0f} MB)", ready[1],
+                           file_name=f"dltl-birds-{mode}.pt", mime="application/octet-stream", key="tl_dl_file")
+        st.caption("Reload it with `torch.load(path, weights_only=True)`, or predict from a terminal: "
+                   "`python -m dltl_core predict --load dltl-birds-" + mode + ".pt PHOTO.jpg`.")

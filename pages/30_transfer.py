@@ -133,4 +133,6 @@ with ui.guard("fine-tuning and from scratch"):
 
 # ----------------------------------------------------------------------------- summary + results
 tv.summary(results, stopped)
+with ui.guard("the model download"):
+    tv.download_model(results, {"linear": lin_cfg, **cfgs}, backbone)
 tv.result_tabs(results, stopped, backbone, fmap_method)

@@ -264,3 +264,21 @@ def test_stop_keeps_the_curve_of_the_finished_epochs(birds_dir):
     note = next(w.value for w in at.warning if "was stopped" in w.value)
     assert "finished epoch" in note and "learning curves below keep" in note
     assert list(_metrics(at)) == ["Transfer (frozen)"]  # no model was kept: no metric for it
+
+
+def test_download_this_model_gives_a_file_that_predicts_like_the_page(birds_dir, tmp_path):
+    """The linear model's file reloads with weights_only=True and reproduces its validation accuracy."""
+    from dltl_core import checkpoint
+
+    at = _page()
+    _ok(at)
+    acc = _metrics(at)["Transfer (frozen)"]
+    at.button(key="tl_dl_go").click().run()
+    _ok(at)
+    data = [d for d in at.get("download_button") if d.proto.label.startswith("Download")]
+    assert data, "no download button after preparing the file"
+    # The bytes the button serves are a DLTL checkpoint of the frozen-backbone network.
+    key, blob = at.session_state["tl_dl"]
+    ck = checkpoint.load(blob)
+    assert ck["task"] == "transfer" and len(ck["classes"]) == 10
+    assert ck["metrics"]["val_accuracy"] == pytest.approx(acc, abs=0.006)
