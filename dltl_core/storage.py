@@ -127,10 +127,12 @@ def _prepare(url: str, timeout: float, must_exist: bool, lock_timeout: float) ->
     parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            _check_sqlite_file(parsed.database, must_exist)
-        elif must_exist:
-            raise ValueError("an in-memory SQLite database holds no study")
+        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file::memory:"):
+            # An in-memory database dies with its connection: a study "saved" there is lost,
+            # and Optuna's heartbeat thread errors on it. A study needs a file.
+            raise ValueError("a SQLite storage needs a file, e.g. sqlite:///runs.db "
+                             "(an in-memory database keeps nothing)")
+        _check_sqlite_file(parsed.database, must_exist)
         return url, {"connect_args": {"timeout": lock_timeout}}
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername=f"postgresql+{_postgres_driver()}")
@@ -184,6 +186,61 @@ def _with_deadline(fn: Any, seconds: float, what: str) -> Any:
     return box["value"]
 
 
+# Key of the PostgreSQL advisory lock that serialises Optuna's table creation across
+# workers ("dltl" in ASCII); any constant shared by every worker would do.
+SCHEMA_LOCK_KEY = 0x646C746C
+# Messages of a concurrent CREATE TABLE/TYPE losing the race to another worker.
+_CREATE_RACE = ("duplicate key value", "already exists", "unique constraint", "deadlock detected")
+
+
+def _is_create_race(err: BaseException) -> bool:
+    text = str(getattr(err, "orig", None) or err).lower()
+    return any(marker in text for marker in _CREATE_RACE)
+
+
+def _create_serialised(url: str, engine_kwargs: dict[str, Any], create: Any) -> Any:
+    """Run ``create()`` (Optuna's schema creation) holding a PostgreSQL advisory lock.
+
+    Several workers started together against a fresh database all run Optuna's
+    ``CREATE TABLE``s at once; PostgreSQL then rejects all but one with a unique
+    violation on ``pg_type``. Holding one session-level advisory lock while the storage
+    is built makes the creations take turns: the first creates, the others find the
+    tables. The lock ends with its connection, also when a worker dies.
+    """
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+                                      connect_args=engine_kwargs.get("connect_args", {}))
+    try:
+        with engine.connect() as con:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            try:
+                return create()
+            finally:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+def _open_with_retry(attempt: Any, attempts: int = 5) -> Any:
+    """``attempt()``, again after a short random pause when it lost a table-creation race.
+
+    The advisory lock covers PostgreSQL; this covers other servers (MySQL) and a
+    worker of an older version creating the tables without the lock.
+    """
+    import random
+    import time
+
+    for i in range(attempts):
+        try:
+            return attempt()
+        except Exception as err:  # noqa: BLE001 - only the race is retried, the rest re-raised
+            if i == attempts - 1 or not _is_create_race(err):
+                raise
+            time.sleep(0.1 + random.random() * 0.3 * (i + 1))
+    return None
+
+
 def open_storage(url: str | None, *, timeout: float = 5.0, must_exist: bool = False,
                  lock_timeout: float = 60.0, **rdb_kwargs: Any) -> "optuna.storages.BaseStorage":
     """Open an Optuna storage, or raise one clear ``ValueError`` within about ``timeout`` s.
@@ -221,11 +278,18 @@ def open_storage(url: str | None, *, timeout: float = 5.0, must_exist: bool = Fa
     def attempt() -> Any:
         return _open_rdb(full, engine_kwargs, rdb_kwargs)
 
+    def serialised() -> Any:
+        if full.startswith("postgresql"):
+            return _create_serialised(full, engine_kwargs, attempt)
+        return attempt()
+
     try:
         if full.startswith("sqlite"):
             return attempt()  # a local file: no network wait; SQLite objects stay in this thread
-        # libpq may try several addresses (IPv6 and IPv4) with connect_timeout each.
-        return _with_deadline(attempt, 2 * max(2.0, timeout) + 1, shown)
+        # libpq may try several addresses (IPv6 and IPv4) with connect_timeout each. The
+        # deadline covers reaching the server; waiting for another worker's schema lock
+        # happens after the connection succeeded and is bounded by the retries.
+        return _with_deadline(lambda: _open_with_retry(serialised), 2 * max(2.0, timeout) + 15, shown)
     except ValueError:
         raise
     except ImportError as err:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def find_bindir() -> Path | None:
@@ -80,3 +80,22 @@ def postgres_server() -> Iterator[str]:
             run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_at_barrier(url: str, barrier: Any, out: Any) -> None:
+    """One search worker's start: wait for the others, open the storage, join the study.
+
+    What ``python -m dltl_core search`` does before its first trial, without torch, so
+    that several of these start in a fraction of a second; the result goes to ``out``.
+    """
+    import optuna
+
+    from dltl_core.storage import open_storage
+
+    try:
+        barrier.wait(timeout=60)
+        storage = open_storage(url)
+        optuna.create_study(study_name="race", storage=storage, direction="maximize", load_if_exists=True)
+        out.put("ok")
+    except BaseException as err:  # noqa: BLE001 - reported to the parent as text
+        out.put(f"{type(err).__name__}: {err}")

@@ -18,7 +18,7 @@ from dltl_core.runs import RunRecord, append_runs, load_results, pareto_front, r
 from dltl_core.search import (DataSpec, SearchConfig, SearchSpace, load_data, make_storage,
                               param_importances, run_search, search_history, study_records)
 from dltl_core.device import get_policy
-from tests.pg import find_bindir, postgres_server
+from tests.pg import find_bindir, open_at_barrier, postgres_server
 
 TINY = SearchSpace(lr=(0.01, 0.1), weight_decay=(1e-5, 1e-3), optimizers=("momentum", "adamw"),
                    schedules=("constant", "cosine"), batch_sizes=(8, 16), widths=(0.125, 0.25))
@@ -183,3 +183,50 @@ def test_search_command_reports_bad_input(capsys):
     assert "unknown optimizer" in json.loads(capsys.readouterr().out)["error"]
     assert main(["search", "--fixed", "lr=abc", "--json"]) == 2
     assert "bad value for lr" in json.loads(capsys.readouterr().out)["error"]
+
+
+@pytest.mark.slow
+def test_workers_started_at_a_barrier_create_one_postgres_schema():
+    """N >= 3 workers on a *fresh* database, released at once, repeated: none may fail.
+
+    Before the advisory lock in ``open_storage`` this failed about half the runs with
+    ``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``.
+    """
+    import multiprocessing
+
+    import sqlalchemy
+
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries are not installed (scripts/test.sh installs them)")
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter per worker, as real workers are
+    n_workers, rounds = 4, 4
+    with postgres_server() as url:
+        admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+        failures = []
+        for r in range(rounds):
+            with admin.connect() as con:
+                con.execute(sqlalchemy.text(f"CREATE DATABASE race{r}"))
+            db_url = url.rsplit("/", 1)[0] + f"/race{r}"
+            barrier, out = ctx.Barrier(n_workers), ctx.Queue()
+            procs = [ctx.Process(target=open_at_barrier, args=(db_url, barrier, out)) for _ in range(n_workers)]
+            for p in procs:
+                p.start()
+            results = [out.get(timeout=120) for _ in procs]
+            for p in procs:
+                p.join(timeout=30)
+            failures += [res for res in results if res != "ok"]
+            # One schema, one study: the workers shared it rather than each making one.
+            assert len(optuna.get_all_study_summaries(make_storage(db_url))) == 1
+        admin.dispose()
+    assert failures == [], failures
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "sqlite://", "sqlite:///:memory:"])
+def test_sqlite_storage_without_a_file_is_refused(url, capsys):
+    from dltl_core.cli import main
+    from dltl_core.storage import open_storage
+
+    with pytest.raises(ValueError, match="needs a file"):
+        open_storage(url)
+    assert main(["search", "--storage", url, "--trials", "1", "--json"]) == 2
+    assert "needs a file" in json.loads(capsys.readouterr().out)["error"]
