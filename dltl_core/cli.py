@@ -116,6 +116,15 @@ def _error(args: argparse.Namespace | None, message: str, as_json: bool = False)
     return 2
 
 
+OUT_OF_MEMORY = "ran out of memory: choose smaller sizes (each option's --help gives its bounds)"
+
+
+def _is_allocation_failure(text: str) -> bool:
+    """Whether an error's text is an allocator's (CPU ``DefaultCPUAllocator`` or CUDA's OOM)."""
+    low = text.lower()
+    return "can't allocate memory" in low or "out of memory" in low or "defaultcpuallocator" in low
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command, print its result. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -137,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # "Downloading ...") go to stderr, so --json stays exactly one JSON object.
         with contextlib.redirect_stdout(sys.stderr), library_bars_off(quiet):
             result = module.run(args)
+    except MemoryError:
+        return _error(args, OUT_OF_MEMORY)
     except (ValueError, OSError, RuntimeError) as err:
-        # Bad input is reported, not dumped as a traceback.
-        return _error(args, str(err) or type(err).__name__)
+        # Bad input is reported, not dumped as a traceback; an allocator's text is not for people.
+        text = str(err) or type(err).__name__
+        return _error(args, OUT_OF_MEMORY if _is_allocation_failure(text) else text)
     except KeyboardInterrupt:
         _error(args, "interrupted")
         return 130

@@ -22,6 +22,11 @@ from typing import Any, Callable
 
 from dltl_core.settings import Setting, settings_of
 
+# Images per class of a folder or CIFAR-10 data set (train --max-per-class, search
+# --max-per-class): 100,000 is twice ImageNet's largest class.
+PER_CLASS = Setting("images per class", lo=1, hi=100_000)
+LIST_LENGTH = Setting("values in the list", lo=1, hi=16)  # candidates of one search dimension
+
 
 def declared(cls: type, name: str) -> Setting:
     """The ``Setting`` of the config field ``cls.name`` (e.g. ``TrainConfig``, ``"epochs"``)."""
@@ -39,6 +44,8 @@ def _shown(x: float) -> str:
 
 def range_text(s: Setting) -> str:
     """``1 to 10,000``: the declared range in words, for ``--help``."""
+    if s.positive:
+        return f"above {_shown(s.lo or 0)} and at most {_shown(s.hi)}"
     return f"{_shown(s.lo)} to {_shown(s.hi)}"
 
 
@@ -56,7 +63,8 @@ def _number(text: str, kind: type) -> float:
 
 
 def _in_range(s: Setting, value: float, text: str) -> None:
-    if (s.lo is not None and value < s.lo) or (s.hi is not None and value > s.hi):
+    too_low = (s.positive and value <= (s.lo or 0.0)) or (s.lo is not None and value < s.lo)
+    if too_low or (s.hi is not None and value > s.hi):
         raise argparse.ArgumentTypeError(f"must be {range_text(s)} ({s.label}), got {text}")
 
 
@@ -85,12 +93,25 @@ def bounded_list(item: Setting, count: Setting, kind: type = int) -> Callable[[s
     return parse
 
 
+def checked_text(parse: Callable[[str], Any]) -> Callable[[str], str]:
+    """An argparse ``type`` that checks ``text`` with ``parse`` and keeps the text itself
+    (for options that a library parses later, e.g. ``space_from_args``)."""
+    def keep(text: str) -> str:
+        parse(text)
+        return text
+
+    keep.__name__ = "list"
+    return keep
+
+
 def add_bounded(group: Any, option: str, s: Setting, *, kind: type = int, default: Any = None, help: str = "",
                 **kwargs: Any) -> None:
     """``group.add_argument(option)`` for a number within ``s``: the range is in its help."""
     shown = "" if default is None else f", default {default:g}" if isinstance(default, (int, float)) else ""
-    group.add_argument(option, type=bounded(s, kind), default=default,
-                       help=f"{help} ({range_text(s)}{shown})".lstrip(), **kwargs)
+    bounds = f"{range_text(s)}{shown}"
+    # "help (default: all)" becomes "help (default: all; 0 to 50)", not two brackets in a row
+    text = f"{help[:-1]}; {bounds})" if help.endswith(")") else f"{help} ({bounds})"
+    group.add_argument(option, type=bounded(s, kind), default=default, help=text.lstrip(), **kwargs)
 
 
 def check_range(option: str, value: Any, low: float | None = None, high: float | None = None, *,

@@ -7,13 +7,13 @@ import math
 from typing import Any
 
 from dltl_core.checkpoint import make_checkpoint, save
-from dltl_core.commands._common import add_bounded, bounded_list, check_range, declared, range_text, \
-    writable_dir, writable_file
+from dltl_core.commands._common import PER_CLASS, add_bounded, bounded_list, check_range, declared, \
+    range_text, writable_dir, writable_file
 from dltl_core.data import DATASETS, load_dataset, split_tensors
 from dltl_core.data.synthetic import POINTS
 from dltl_core.device import get_policy
 from dltl_core.models import count_parameters, create_model
-from dltl_core.models.budget import check_fits, meta_activations, training_bytes
+from dltl_core.models.budget import check_fits, free_bytes_on, meta_activations, training_bytes
 from dltl_core.models.cnn import BLOCKS, CHANNELS
 from dltl_core.models.mlp import DEPTH, WIDTH
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
@@ -26,9 +26,8 @@ NAME = "train"
 HELP = "train a model on a data set (digits, 2-D toys, MNIST/CIFAR-10, an image folder)"
 
 # Sizes of a folder data set, declared once (their --help and checks read them): 1,024-pixel
-# images are 3 MB each decoded; 100,000 per class is twice ImageNet's largest class.
+# images are 3 MB each decoded.
 IMAGE_SIZE = Setting("pixels", lo=4, hi=1024)
-PER_CLASS = Setting("images per class", lo=1, hi=100_000)
 SAMPLES = Setting("training samples", lo=1, hi=POINTS.hi)
 EPOCHS, BATCH_SIZE = declared(TrainConfig, "epochs"), declared(TrainConfig, "batch_size")
 PATIENCE = Setting("epochs", lo=1, hi=EPOCHS.hi)
@@ -121,7 +120,7 @@ def _check_memory(args: argparse.Namespace, kwargs: dict[str, Any], input_shape:
     advice = "use a smaller --depth or --width" if args.model == "mlp" else "use fewer --channels"
     check_fits(training_bytes(params, acts, min(args.batch_size, max(1, n_train))),
                f"training this {args.model.upper()} ({params:,} parameters, batch {args.batch_size})",
-               advice + " or --batch-size")
+               advice + " or --batch-size", available=free_bytes_on(get_policy().device))
 
 
 def _model(args: argparse.Namespace, data: Any, n_train: int) -> tuple[Any, dict[str, Any]]:

@@ -23,8 +23,9 @@ from torch import nn
 FLOAT_BYTES = 4  # float32 weights and activations
 # Training keeps per weight: the weight, its gradient and Adam's two moments.
 TRAIN_COPIES = 4
-# Activations saved for backward are read again with their gradients: about twice their size.
-ACTIVATION_COPIES = 2
+# Autograd keeps about one copy of each layer's output for backward; the gradients flowing
+# back live one layer at a time.
+ACTIVATION_COPIES = 1
 USABLE_SHARE = 0.8  # leave room for the interpreter, the data and the allocator's slack
 MEMORY_ENV = "DLTL_MEMORY_MB"
 _CGROUP = Path("/sys/fs/cgroup")
@@ -64,6 +65,15 @@ def available_bytes() -> int:
     except ValueError:
         pass  # a malformed cap is ignored rather than refusing every model
     return min(found) if found else 2**62
+
+
+def free_bytes_on(device: torch.device | str) -> int:
+    """Free memory where a model will train: the GPU's own memory for CUDA, else the host's."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    return available_bytes()
 
 
 def gigabytes(n_bytes: float) -> str:
@@ -120,4 +130,4 @@ def meta_activations(build: Callable[[], nn.Module], input_shape: Sequence[int])
     return sum(p.numel() for p in model.parameters()), total
 
 
-__all__ = ["available_bytes", "check_fits", "gigabytes", "meta_activations", "training_bytes"]
+__all__ = ["available_bytes", "check_fits", "free_bytes_on", "gigabytes", "meta_activations", "training_bytes"]
