@@ -61,7 +61,7 @@ def available_bytes() -> int:
     cap = os.environ.get(MEMORY_ENV, "").strip()
     try:
         if cap and float(cap) > 0:
-            found.append(int(float(cap) * 2**20))
+            found.append(int(float(cap) * 1e6))  # MB as gigabytes() prints them
     except ValueError:
         pass  # a malformed cap is ignored rather than refusing every model
     return min(found) if found else 2**62
