@@ -78,6 +78,9 @@ def measured(key: str, label: str, light: bool, compute, job, config, expected_s
     it takes (progress, Stop, ended when the tab closes). None while it waits or runs."""
     if light:
         return compute()
+    if not jobs_ui.is_running(key):
+        st.caption("With these settings the measurement takes longer than a page should make everyone "
+                   "wait: it starts when you click, in its own process, and you can stop it.")
     clicked = ui.heavy_button(label, f"{key}__go", expected_s, ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
                               help="Runs in a worker process you can stop; the time is estimated from a "
                                    "short measurement on this machine.")
