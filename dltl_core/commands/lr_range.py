@@ -54,7 +54,8 @@ def format_text(result: dict) -> str:
     lines = [f"{len(result['lr'])} batches in {result['seconds']:.2f} s"]
     every = max(1, len(result["lr"]) // 12)
     for k in range(0, len(result["lr"]), every):
-        lines.append(f"  η = {result['lr'][k]:10.3g}   loss = {result['loss'][k]:.4f}   smoothed = {result['smooth'][k]:.4f}")
+        lines.append(f"  η = {result['lr'][k]:10.3g}   loss = {result['loss'][k]:.4f}   "
+                     f"smoothed = {result['smooth'][k]:.4f}")
     s = result["suggested"]
     lines.append(f"suggested η ≈ {s:.3g}" if s is not None else "no clear suggestion (the loss never fell)")
     lines.append(f"lowest smoothed loss at η ≈ {result['lr_at_min']:.3g}")
