@@ -66,6 +66,17 @@ def _discover(only: str | None = None) -> dict[str, ModuleType]:
     return found
 
 
+class UsageError(Exception):
+    """A command line argparse refuses; ``main`` reports it as one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's refusals as one line (``{"error": ...}`` with --json), not usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     """The top-level parser with one sub-parser per discovered command.
 
@@ -73,7 +84,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         only: build this command's options only (the others are listed with their help);
             None builds every command (imports them all).
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m dltl_core",
         description="DLTL core: the deep-learning teaching dashboard's work, from a terminal.",
     )
@@ -97,19 +108,31 @@ def _command_in(argv: Sequence[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "")
 
 
-def _error(args: argparse.Namespace, message: str) -> int:
-    if args.json:
+def _error(args: argparse.Namespace | None, message: str, as_json: bool = False) -> int:
+    if as_json or (args is not None and args.json):
         print(json.dumps({"error": message}))
     else:
         print(f"error: {message}", file=sys.stderr)
     return 2
 
 
+OUT_OF_MEMORY = "ran out of memory: choose smaller sizes (each option's --help gives its bounds)"
+
+
+def _is_allocation_failure(text: str) -> bool:
+    """Whether an error's text is an allocator's (CPU ``DefaultCPUAllocator`` or CUDA's OOM)."""
+    low = text.lower()
+    return "can't allocate memory" in low or "out of memory" in low or "defaultcpuallocator" in low
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command, print its result. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, modules = build_parser(_command_in(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as err:  # checked while parsing: nothing was loaded yet
+        return _error(None, str(err), as_json="--json" in argv)
     if not args.command:
         parser.print_help()
         return 0
@@ -123,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # "Downloading ...") go to stderr, so --json stays exactly one JSON object.
         with contextlib.redirect_stdout(sys.stderr), library_bars_off(quiet):
             result = module.run(args)
+    except MemoryError:
+        return _error(args, OUT_OF_MEMORY)
     except (ValueError, OSError, RuntimeError) as err:
-        # Bad input is reported, not dumped as a traceback.
-        return _error(args, str(err) or type(err).__name__)
+        # Bad input is reported, not dumped as a traceback; an allocator's text is not for people.
+        text = str(err) or type(err).__name__
+        return _error(args, OUT_OF_MEMORY if _is_allocation_failure(text) else text)
     except KeyboardInterrupt:
         _error(args, "interrupted")
         return 130

@@ -83,14 +83,17 @@ class RangeTestResult:
                 "seconds": self.seconds}
 
 
+MAX_BATCH_SIZE = 1024  # validate and the command line's --batch-size read it
+
+
 def validate(config: RangeTestConfig) -> None:
     """Raise ``ValueError`` for a config that cannot run."""
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if not (0 < config.lr_min < config.lr_max and math.isfinite(config.lr_max)):
         raise ValueError(f"need 0 < lr_min < lr_max, got {config.lr_min:g} and {config.lr_max:g}")
-    if not 1 <= config.batch_size <= 1024:
-        raise ValueError(f"the batch size must be in [1, 1024], got {config.batch_size}")
+    if not 1 <= config.batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"the batch size must be in [1, {MAX_BATCH_SIZE}], got {config.batch_size}")
     if not 0 <= config.smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {config.smoothing}")
 

@@ -5,7 +5,10 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.lessons.batches import batch_size_sweep, epoch_step_counts, gradient_spread
+from dltl_core.lessons import batches_jobs as bj
+from dltl_core.lessons import jobs as lj
+from dltl_core.lessons.batches import DEFAULT_BATCH_SIZES, batch_size_sweep, epoch_step_counts, gradient_spread
+from dltl_ui import jobs as jobs_ui
 from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
 from dltl_ui.views import BATCHES_N_TRAIN, BatchesView
@@ -52,21 +55,51 @@ ui.explain(f"Every row sees each of the {N_TRAIN:,} images {epochs} time(s); wha
            "weight updates those passes buy.")
 
 
-@st.cache_data(max_entries=16, show_spinner="Training once per batch size…")
+# Only light work runs in this (shared) server process: the page's defaults (one result for
+# every visitor) and what the calibration says takes at most a few seconds. The cache holds
+# only those, so a link cannot fill it with one entry per `extra`/`epochs` value.
+@st.cache_data(max_entries=8, show_spinner="Training once per batch size…")
 def sweep(batch_sizes: tuple[int, ...], epochs: int) -> pd.DataFrame:
     return batch_size_sweep(batch_sizes, epochs=epochs)
 
 
-@st.cache_data(max_entries=16, show_spinner="Sampling mini-batch gradients…")
+@st.cache_data(max_entries=8, show_spinner="Sampling mini-batch gradients…")
 def spread(batch_sizes: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return gradient_spread(batch_sizes)
 
 
-st.subheader("Speed and accuracy, measured")
-if 1 in batch_sizes and epochs > 5:
-    st.info("Batch size 1 makes 1,438 steps per epoch: this takes a while on a laptop.")
-with ui.guard("the batch-size sweep"):
-    res = sweep(batch_sizes, int(epochs))
+def is_default(sizes: tuple[int, ...], n_epochs: int | None = None) -> bool:
+    """The page's own settings: computed once for everyone, never from a visitor's choice."""
+    return sizes == tuple(DEFAULT_BATCH_SIZES) and n_epochs in (None, BatchesView.epochs)
+
+
+def measured(key: str, label: str, light: bool, compute, job, config, expected_s: float, partial=None):
+    """The result: computed here when light, else a job started by a click that says how long
+    it takes (progress, Stop, ended when the tab closes). None while it waits or runs."""
+    if light:
+        return compute()
+    if not jobs_ui.is_running(key):
+        st.caption("With these settings the measurement takes longer than a page should make everyone "
+                   "wait: it starts when you click, in its own process, and you can stop it.")
+    clicked = ui.heavy_button(label, f"{key}__go", expected_s, ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
+                              help="Runs in a worker process you can stop; the time is estimated from a "
+                                   "short measurement on this machine.")
+    final = jobs_ui.job_panel(key, job, config, start=clicked, label=label, on_partial=partial)
+    if final is None:
+        return None
+    if final.error or final.result is None:
+        st.warning(final.error or "The measurement was stopped.")
+        return None
+    return final.result
+
+
+def show_partial(rows: tuple[dict, ...]) -> None:
+    st.dataframe(pd.DataFrame(list(rows))[["batch_size", "seconds_per_epoch", "val_acc"]].rename(
+        columns={"batch_size": "batch size", "seconds_per_epoch": "seconds per epoch",
+                 "val_acc": "validation accuracy"}), hide_index=True)
+
+
+def show_sweep(res: pd.DataFrame) -> None:
     x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (log scale)")
     line = lambda y, title: alt.Chart(res).mark_line(point=alt.OverlayMarkDef(size=90), strokeWidth=3).encode(  # noqa: E731
         x=x, y=alt.Y(y, title=title), tooltip=["batch_size", alt.Tooltip(y, format=".3g")]
@@ -88,12 +121,8 @@ with ui.guard("the batch-size sweep"):
                     "have made too few steps to learn as much.")
     st.caption(f"Measured on {res['device'].iloc[0]}, {epochs} epoch(s) of the default MLP with Adam (lr 0.001).")
 
-st.subheader("Gradient noise")
-ui.explain("Each dot is one mini-batch gradient, in units of the full-batch gradient $g$ (the black cross "
-           "at (1, 0)): how far it points along $g$, and how far it strays across.")
-with ui.guard("the gradient spread"):
-    usable = tuple(b for b in batch_sizes if b < N_TRAIN) or (32,)
-    points, summary = spread(usable)
+
+def show_spread(points: pd.DataFrame, summary: pd.DataFrame) -> None:
     dots = alt.Chart(points).mark_circle(size=60, opacity=0.6).encode(
         x=alt.X("along:Q", title="along g (1 = full-batch gradient)"),
         y=alt.Y("across:Q", title="across g"),
@@ -117,3 +146,26 @@ with ui.guard("the gradient spread"):
             strokeDash=alt.StrokeDash("curve:N", legend=None),
         ).properties(height=chart_height(320))
         ui.show_chart(err, caption="What to notice: the noise shrinks like 1/√b: 4× the batch, half the noise.")
+
+
+st.subheader("Speed and accuracy, measured")
+with ui.guard("the batch-size sweep"):
+    light = is_default(batch_sizes, int(epochs))
+    expected = 0.0 if light else bj.expected_seconds_sweep(batch_sizes, int(epochs))
+    res = measured("mb_sweep", "Measure", light or expected <= bj.LINK_SECONDS,
+                   lambda: sweep(batch_sizes, int(epochs)), bj.sweep_job,
+                   bj.SweepPlan(batch_sizes, int(epochs)), expected, partial=show_partial)
+    if res is not None:
+        show_sweep(res)
+
+st.subheader("Gradient noise")
+ui.explain("Each dot is one mini-batch gradient, in units of the full-batch gradient $g$ (the black cross "
+           "at (1, 0)): how far it points along $g$, and how far it strays across.")
+with ui.guard("the gradient spread"):
+    usable = tuple(b for b in batch_sizes if b < N_TRAIN) or (32,)
+    light = is_default(usable)
+    expected = 0.0 if light else bj.expected_seconds_spread(usable)
+    out = measured("mb_spread", "Sample the gradients", light or expected <= bj.LINK_SECONDS,
+                   lambda: spread(usable), bj.spread_job, usable, expected)
+    if out is not None:
+        show_spread(*out)

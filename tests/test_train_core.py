@@ -314,7 +314,7 @@ def test_cli_train_json_keys(capsys):
 
 
 def test_cli_train_bad_input_and_offline_download(capsys):
-    rc, out = _cli(capsys, "--batch-size", "100000")
+    rc, out = _cli(capsys, "--batch-size", "5000")
     assert rc == 2 and "larger than the training set" in out["error"]
     rc, out = _cli(capsys, "--epochs", "0")
     assert rc == 2 and "epochs" in out["error"]

@@ -86,11 +86,14 @@ def scaled(channels: int, width: float, multiple: int = 4) -> int:
     return max(multiple, int(round(channels * width / multiple)) * multiple)
 
 
+MAX_WIDTH = 4.0  # read by check_width and the command line's --width / --widths
+
+
 def check_width(width: float) -> float:
-    """Validate a width multiplier (0 < width <= 4)."""
+    """Validate a width multiplier (0 < width <= ``MAX_WIDTH``)."""
     width = float(width)
-    if not 0.0 < width <= 4.0:
-        raise ValueError(f"width must be in (0, 4], got {width}")
+    if not 0.0 < width <= MAX_WIDTH:
+        raise ValueError(f"width must be in (0, {MAX_WIDTH:g}], got {width}")
     return width
 
 

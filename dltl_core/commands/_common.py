@@ -3,13 +3,115 @@
 Every check runs before any training starts and raises one ``ValueError`` naming
 the option, so ``cli.main`` answers with exit status 2 and ``{"error": ...}``
 instead of a traceback after minutes of work. Nothing is silently clamped.
+
+Size-like options are declared with ``add_bounded``: their bounds come from one
+``dltl_core.settings.Setting`` (a config field's declaration, or a model's constant such
+as ``dltl_core.models.mlp.WIDTH``), which writes the range into ``--help`` and checks the
+value while the command line is parsed, before anything is loaded.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import math
 import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from dltl_core.settings import Setting, settings_of
+
+# Images per class of a folder or CIFAR-10 data set (train --max-per-class, search
+# --max-per-class): 100,000 is twice ImageNet's largest class.
+PER_CLASS = Setting("images per class", lo=1, hi=100_000)
+LIST_LENGTH = Setting("values in the list", lo=1, hi=16)  # candidates of one search dimension
+
+
+def declared(cls: type, name: str) -> Setting:
+    """The ``Setting`` of the config field ``cls.name`` (e.g. ``TrainConfig``, ``"epochs"``)."""
+    return settings_of(cls)[name]
+
+
+def with_bounds(s: Setting, **changes: Any) -> Setting:
+    """``s`` with some bounds changed (e.g. a lower ``hi`` where a command needs less)."""
+    return dataclasses.replace(s, **changes)
+
+
+def _shown(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def range_text(s: Setting) -> str:
+    """``1 to 10,000``: the declared range in words, for ``--help``."""
+    if s.positive:
+        return f"above {_shown(s.lo or 0)} and at most {_shown(s.hi)}"
+    return f"{_shown(s.lo)} to {_shown(s.hi)}"
+
+
+def _number(text: str, kind: type) -> float:
+    """``text`` as a finite number; "1e9" is read as a number so its size can be refused by name."""
+    try:
+        value = float(str(text).strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if kind is int and value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return value
+
+
+def _in_range(s: Setting, value: float, text: str) -> None:
+    too_low = (s.positive and value <= (s.lo or 0.0)) or (s.lo is not None and value < s.lo)
+    if too_low or (s.hi is not None and value > s.hi):
+        raise argparse.ArgumentTypeError(f"must be {range_text(s)} ({s.label}), got {text}")
+
+
+def bounded(s: Setting, kind: type = int) -> Callable[[str], Any]:
+    """An argparse ``type``: a number of ``kind`` within ``s``'s bounds, else one clear error."""
+    def parse(text: str) -> Any:
+        value = _number(text, kind)
+        _in_range(s, value, str(text).strip())
+        return int(value) if kind is int else value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
+
+
+def bounded_list(item: Setting, count: Setting, kind: type = int) -> Callable[[str], tuple]:
+    """An argparse ``type``: comma-separated numbers, each within ``item``, as many as ``count``."""
+    one = bounded(item, kind)
+
+    def parse(text: str) -> tuple:
+        parts = [p for p in str(text).split(",") if p.strip()]
+        if not (count.lo or 0) <= len(parts) <= (count.hi or math.inf):
+            raise argparse.ArgumentTypeError(f"give {range_text(count)} values ({count.label}), got {len(parts)}")
+        return tuple(one(p) for p in parts)
+
+    parse.__name__ = "list"
+    return parse
+
+
+def checked_text(parse: Callable[[str], Any]) -> Callable[[str], str]:
+    """An argparse ``type`` that checks ``text`` with ``parse`` and keeps the text itself
+    (for options that a library parses later, e.g. ``space_from_args``)."""
+    def keep(text: str) -> str:
+        parse(text)
+        return text
+
+    keep.__name__ = "list"
+    return keep
+
+
+def add_bounded(group: Any, option: str, s: Setting, *, kind: type = int, default: Any = None, help: str = "",
+                **kwargs: Any) -> None:
+    """``group.add_argument(option)`` for a number within ``s``: the range is in its help."""
+    shown = "" if default is None else f", default {default:g}" if isinstance(default, (int, float)) else ""
+    bounds = f"{range_text(s)}{shown}"
+    # "help (default: all)" becomes "help (default: all; 0 to 50)", not two brackets in a row
+    text = f"{help[:-1]}; {bounds})" if help.endswith(")") else f"{help} ({bounds})"
+    group.add_argument(option, type=bounded(s, kind), default=default, help=text.lstrip(), **kwargs)
 
 
 def check_range(option: str, value: Any, low: float | None = None, high: float | None = None, *,
@@ -31,8 +133,21 @@ def check_range(option: str, value: Any, low: float | None = None, high: float |
         raise ValueError(f"{option} must be {' and '.join(filter(None, (lo, hi)))}, got {value}")
 
 
+def _probe(option: str, path: str, folder: Path) -> None:
+    """Create and remove a file in ``folder``: the only sure test that it takes files.
+
+    ``os.access`` says yes to root everywhere, also in ``/proc`` and ``/sys`` where no
+    file can be created; the write then failed after the whole training run.
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dltl-probe-"):
+            pass
+    except OSError:
+        raise ValueError(f"{option} {path}: cannot write files in {folder}") from None
+
+
 def writable_file(option: str, path: str | None) -> Path | None:
-    """Check that ``path`` can be written as a file (its folder exists and is writable).
+    """Check that ``path`` can be written as a file (its folder exists and takes files).
 
     Returns:
         the absolute path, or None when the option was not given.
@@ -47,6 +162,7 @@ def writable_file(option: str, path: str | None) -> Path | None:
     # The file is written next to itself and renamed (atomic), so the folder must be writable.
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ValueError(f"{option} {path}: not writable")
+    _probe(option, path, p.parent)
     return p
 
 
@@ -64,10 +180,12 @@ def writable_dir(option: str, path: str | None) -> Path | None:
             raise ValueError(f"{option} {path}: exists and is not a folder")
         if not os.access(p, os.W_OK | os.X_OK):
             raise ValueError(f"{option} {path}: not writable")
+        _probe(option, path, p)
         return p
     parent = p.parent
     while not parent.exists():  # created with parents=True later: the first existing one decides
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: cannot create a folder under {parent}")
+    _probe(option, path, parent)
     return p

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from dltl_core.commands._common import add_bounded, declared
 from dltl_core.descend import DescentConfig, descend
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import SURFACES, create_surface
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--surface", default="rosenbrock", choices=list(SURFACES))
     parser.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate η (> 0)")
-    parser.add_argument("--steps", type=int, default=300)
+    add_bounded(parser, "--steps", declared(DescentConfig, "steps"), default=DescentConfig.steps,
+                help="optimizer steps")
     parser.add_argument("--start", type=float, nargs=2, metavar=("X", "Y"),
                         help="start point (default: the surface's demo start)")
     parser.add_argument("--schedule", default="constant", choices=list(SCHEDULES))

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from dltl_core.lr_range import RangeTestConfig, lr_range_test
+from dltl_core.commands._common import add_bounded
+from dltl_core.lr_range import MAX_BATCH_SIZE, RangeTestConfig, lr_range_test
+from dltl_core.models.mlp import DEPTH, WIDTH
 from dltl_core.optim import OPTIMIZERS
+from dltl_core.settings import Setting
+
+BATCH_SIZE = Setting("batch size", lo=1, hi=MAX_BATCH_SIZE)  # the bound validate() checks
 
 NAME = "lr-range"
 HELP = "LR range test: grow η exponentially over one pass of the digits, print loss against η"
@@ -21,13 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", default=d.optimizer, choices=list(OPTIMIZERS))
     parser.add_argument("--lr-min", type=float, default=d.lr_min)
     parser.add_argument("--lr-max", type=float, default=d.lr_max)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--depth", type=int, default=d.depth, help="hidden layers of the MLP")
-    parser.add_argument("--width", type=int, default=d.width, help="units per hidden layer")
+    add_bounded(parser, "--batch-size", BATCH_SIZE, default=d.batch_size, help="mini-batch size")
+    add_bounded(parser, "--depth", DEPTH, default=d.depth, help="hidden layers of the MLP")
+    add_bounded(parser, "--width", WIDTH, default=d.width, help="units per hidden layer")
     parser.add_argument("--seed", type=int, default=d.seed)
 
 
+def _check_memory(args: argparse.Namespace) -> None:
+    """Training the MLP (weights, gradients, optimizer state, a batch) must fit in free memory."""
+    from dltl_core.models import create_model
+    from dltl_core.models.budget import check_fits, meta_activations, training_bytes
+
+    params, acts = meta_activations(lambda: create_model("mlp", in_features=64, depth=args.depth,
+                                                         width=args.width), (64,))
+    check_fits(training_bytes(params, acts, args.batch_size), f"training this MLP ({params:,} parameters)",
+               "use a smaller --depth or --width")
+
+
 def run(args: argparse.Namespace) -> dict:
+    _check_memory(args)
     config = RangeTestConfig(optimizer=args.optimizer, lr_min=args.lr_min, lr_max=args.lr_max,
                              batch_size=args.batch_size, depth=args.depth, width=args.width, seed=args.seed)
     return lr_range_test(config).as_dict()
@@ -37,7 +54,8 @@ def format_text(result: dict) -> str:
     lines = [f"{len(result['lr'])} batches in {result['seconds']:.2f} s"]
     every = max(1, len(result["lr"]) // 12)
     for k in range(0, len(result["lr"]), every):
-        lines.append(f"  η = {result['lr'][k]:10.3g}   loss = {result['loss'][k]:.4f}   smoothed = {result['smooth'][k]:.4f}")
+        lines.append(f"  η = {result['lr'][k]:10.3g}   loss = {result['loss'][k]:.4f}   "
+                     f"smoothed = {result['smooth'][k]:.4f}")
     s = result["suggested"]
     lines.append(f"suggested η ≈ {s:.3g}" if s is not None else "no clear suggestion (the loss never fell)")
     lines.append(f"lowest smoothed loss at η ≈ {result['lr_at_min']:.3g}")

@@ -14,20 +14,31 @@ from typing import Any
 
 from dltl_core.archs import ARCHS
 from dltl_core.commands import _search_extras as extras
-from dltl_core.commands._common import check_range, writable_file
+from dltl_core.archs._registry import MAX_WIDTH
+from dltl_core.commands._common import LIST_LENGTH, PER_CLASS, add_bounded, bounded_list, check_range, \
+    checked_text, declared, range_text, writable_file
 from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_search, space_from_args
 from dltl_core.storage import open_storage
 from dltl_core.recipes import RECIPES, get_recipe
+from dltl_core.settings import Setting
 from dltl_core.train import TrainConfig
 
 NAME = "search"
 HELP = "Hyperparameter search (Optuna) over a CIFAR-10 architecture; SQLite or any RDB URL as storage."
 
 
+# Declared once: --help and the checks read them. 10,000 trials of one study is far past
+# where TPE stops improving; 10^12 used to end in a traceback.
+TRIALS = Setting("trials", lo=1, hi=10_000)
+EPOCHS, BATCH_SIZE = declared(TrainConfig, "epochs"), declared(TrainConfig, "batch_size")
+WIDTH = Setting("width multiplier", lo=0.0, hi=MAX_WIDTH, positive=True)
+TIMEOUT = Setting("seconds", lo=0.0, hi=30 * 86_400, positive=True)  # 30 days
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="resnet18",
                         help=f"architecture ({', '.join(ARCHS)}); with --fixed a comma list or 'all'")
-    parser.add_argument("--trials", type=int, default=20, help="trials this worker runs (default 20)")
+    add_bounded(parser, "--trials", TRIALS, default=20, help="trials this worker runs")
     parser.add_argument("--storage", default="sqlite:///runs.db",
                         help="Optuna storage: a SQLAlchemy URL (sqlite:///runs.db, "
                              "postgresql://user:pw@host/db) or a SQLite file path")
@@ -35,15 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="CIFAR-10 folder with train/<class>/*.jpg, or where torchvision downloads to "
                              "(default $DLTL_CIFAR_DIR or the cache)")
-    parser.add_argument("--max-per-class", type=int, default=None,
-                        help="use the first N training images of each class (small CPU demos)")
+    add_bounded(parser, "--max-per-class", PER_CLASS, help="use the first N training images of each class "
+                                                           "(small CPU demos)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share (default 0.1)")
     parser.add_argument("--recipe", default=None, choices=RECIPES.names(),
                         help="start from a named recipe (dltl_core/recipes.py): 'fast' (GPU minutes), "
                              "'kuangliu' (the published 200 epochs), 'cpu' (a laptop demo); its epochs, "
                              "warm-up, weight averaging... apply unless given here")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per trial (default: the recipe's, else 10)")
+    add_bounded(parser, "--epochs", EPOCHS, help="epochs per trial (default: the recipe's, else 10)")
     parser.add_argument("--label-smoothing", type=float, default=None,
                         help="label smoothing (default: the recipe's, else 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batch order, augmentation")
@@ -53,10 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", default=None, help="weight-decay range LOW,HIGH (log scale)")
     parser.add_argument("--optimizers", default=None, help="comma list, e.g. momentum,nesterov,adamw")
     parser.add_argument("--schedules", default=None, help="comma list, e.g. cosine,onecycle,constant")
-    parser.add_argument("--batch-sizes", default=None, help="comma list, e.g. 64,128,256")
-    parser.add_argument("--widths", default=None, help="comma list of width multipliers, e.g. 0.25,0.5,1")
+    parser.add_argument("--batch-sizes", default=None, type=checked_text(bounded_list(BATCH_SIZE, LIST_LENGTH)),
+                        help=f"comma list, e.g. 64,128,256 ({range_text(LIST_LENGTH)} sizes, each "
+                             f"{range_text(BATCH_SIZE)})")
+    parser.add_argument("--widths", default=None, type=checked_text(bounded_list(WIDTH, LIST_LENGTH, float)),
+                        help=f"comma list of width multipliers, e.g. 0.25,0.5,1 ({range_text(LIST_LENGTH)} "
+                             f"values, each {range_text(WIDTH)})")
     parser.add_argument("--results", default=None, help="JSON results file to append every run record to")
-    parser.add_argument("--timeout", type=float, default=None, help="start no trial after this many seconds")
+    add_bounded(parser, "--timeout", TIMEOUT, kind=float, help="start no trial after this many seconds")
     parser.add_argument("--fixed", nargs="?", const="", default=None, metavar="KEY=VALUE,...",
                         help="no search: train each --arch at each --widths once with this TrainConfig "
                              "(e.g. 'optimizer=momentum,lr=0.05,schedule=onecycle,batch_size=64')")
@@ -79,11 +93,8 @@ def _apply_recipe(args: argparse.Namespace) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     _apply_recipe(args)
     check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
-    check_range("--trials", args.trials, 1)
-    check_range("--epochs", args.epochs, 1)
-    check_range("--max-per-class", args.max_per_class, 1)
+    check_range("--epochs", args.epochs, EPOCHS.lo, EPOCHS.hi)  # a recipe's epochs count too
     check_range("--label-smoothing", args.label_smoothing, 0, 1, high_open=True)
-    check_range("--timeout", args.timeout, 0, low_open=True)
     writable_file("--results", args.results)
     extras.check_args(args)
     if args.fixed is None and args.arch not in ARCHS:
@@ -126,6 +137,17 @@ def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int,
     return TrainConfig(**values)
 
 
+def _check_memory(archs: list[str], widths: Any, batch_size: int) -> None:
+    """The widest network with the largest batch must fit in the free memory: refused before any
+    image is decoded (a trial that runs out of memory hours into a study loses its work)."""
+    from dltl_core.commands.arch import check_memory
+
+    for arch in archs:
+        if arch in ARCHS:
+            check_memory(arch, max(widths), batch_size, "training",
+                         "use smaller --batch-sizes or --widths (or batch_size in --fixed)")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_args(args)  # before any data is read or trained: exit 2 at once on bad input
     data = DataSpec(args.data_dir, args.max_per_class, args.val_fraction)
@@ -135,6 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         archs = list(ARCHS) if args.arch == "all" else [a.strip() for a in args.arch.split(",") if a.strip()]
         config = _fixed_config(args.fixed, args.epochs, args.label_smoothing, args.seed, args.recipe)
         widths = space.widths if args.widths else (1.0,)
+        _check_memory(archs, widths, config.batch_size)
         records = extras.run_fixed_cli(args, archs, widths, config, data)  # run_fixed + bars, --save
         return {"mode": "fixed", "recipe": args.recipe, "config": config.as_dict(), "results": args.results,
                 "runs": [{"arch": r.arch, "width": r.width, "val_acc": r.val_acc, "test_acc": r.test_acc,
@@ -142,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "flops": r.flops, "wall_seconds": r.wall_seconds, "state": r.state,
                           "saved": getattr(r, "saved", None)}
                          for r in records]}
+    _check_memory([args.arch], space.widths, max(space.batch_sizes))
     cfg = SearchConfig(arch=args.arch, trials=args.trials, storage=args.storage, study_name=args.study,
                        data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
                        sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,

@@ -7,17 +7,30 @@ import math
 from typing import Any
 
 from dltl_core.checkpoint import make_checkpoint, save
-from dltl_core.commands._common import check_range, writable_dir, writable_file
+from dltl_core.commands._common import PER_CLASS, add_bounded, bounded_list, check_range, declared, \
+    range_text, writable_dir, writable_file
 from dltl_core.data import DATASETS, load_dataset, split_tensors
+from dltl_core.data.synthetic import POINTS
 from dltl_core.device import get_policy
 from dltl_core.models import count_parameters, create_model
+from dltl_core.models.budget import check_fits, free_bytes_on, meta_activations, training_bytes
+from dltl_core.models.cnn import BLOCKS, CHANNELS
+from dltl_core.models.mlp import DEPTH, WIDTH
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.progress import Progress
+from dltl_core.settings import Setting
 from dltl_core.train import TrainConfig, evaluate, fit
 from dltl_core.train.tensorboard import TensorBoardLogger, tensorboard_available
 
 NAME = "train"
 HELP = "train a model on a data set (digits, 2-D toys, MNIST/CIFAR-10, an image folder)"
+
+# Sizes of a folder data set, declared once (their --help and checks read them): 1,024-pixel
+# images are 3 MB each decoded.
+IMAGE_SIZE = Setting("pixels", lo=4, hi=1024)
+SAMPLES = Setting("training samples", lo=1, hi=POINTS.hi)
+EPOCHS, BATCH_SIZE = declared(TrainConfig, "epochs"), declared(TrainConfig, "batch_size")
+PATIENCE = Setting("epochs", lo=1, hi=EPOCHS.hi)
 
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds")
 
@@ -27,29 +40,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("data")
     d.add_argument("--data", default="digits", choices=list(DATASETS), help="data set (default: digits)")
     d.add_argument("--folder", help="image folder in ImageFolder layout (with --data folder)")
-    d.add_argument("--image-size", type=int, help="resize folder images to this many pixels")
-    d.add_argument("--max-per-class", type=int, help="at most this many folder images per class")
-    d.add_argument("--n", type=int, default=400, help="points of a 2-D set (default 400)")
+    add_bounded(d, "--image-size", IMAGE_SIZE, help="resize folder images to this many pixels")
+    add_bounded(d, "--max-per-class", PER_CLASS, help="at most this many folder images per class")
+    add_bounded(d, "--n", POINTS, default=400, help="points of a 2-D set")
     d.add_argument("--noise", type=float, default=0.2, help="jitter of a 2-D set (default 0.2)")
     d.add_argument("--label-noise", type=float, default=0.0, help="share of flipped labels (default 0)")
     d.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
-    d.add_argument("--train-size", type=int, help="use only this many training samples")
+    add_bounded(d, "--train-size", SAMPLES, help="use only this many training samples")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="model (default: mlp)")
-    m.add_argument("--depth", type=int, default=2, help="MLP hidden layers (default 2)")
-    m.add_argument("--width", type=int, default=128, help="MLP units per hidden layer (default 128)")
-    m.add_argument("--channels", default="16,32", help="CNN channels per block (default 16,32)")
+    add_bounded(m, "--depth", DEPTH, default=2, help="MLP hidden layers")
+    add_bounded(m, "--width", WIDTH, default=128, help="MLP units per hidden layer")
+    m.add_argument("--channels", default="16,32", type=bounded_list(CHANNELS, BLOCKS),
+                   help=f"CNN channels per block, comma-separated ({range_text(BLOCKS)} blocks of "
+                        f"{range_text(CHANNELS)} channels; default 16,32)")
     m.add_argument("--activation", default="relu", help="MLP activation (relu, tanh, sigmoid, gelu, linear)")
     m.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default 0)")
     m.add_argument("--batchnorm", action="store_true", help="batch normalisation")
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
-    t.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
+    add_bounded(t, "--epochs", EPOCHS, default=30, help="epochs")
+    add_bounded(t, "--batch-size", BATCH_SIZE, default=64, help="mini-batch size")
     t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer (default adam)")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
     t.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="lr schedule")
-    t.add_argument("--patience", type=int, help="early stopping patience in epochs (default off)")
+    add_bounded(t, "--patience", PATIENCE, help="early stopping patience in epochs (default off)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     o = p.add_argument_group("output")
     o.add_argument("--val-folder", help="with --data folder: validate on this folder (same class "
@@ -61,22 +76,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Refuse out-of-range values and unwritable outputs before any data is loaded."""
-    check_range("--epochs", args.epochs, 1)
-    check_range("--batch-size", args.batch_size, 1)
+    """Refuse out-of-range values and unwritable outputs before any data is loaded.
+
+    (The size-like options were checked against their declared bounds while parsing.)
+    """
     check_range("--lr", args.lr, 0, low_open=True)
     check_range("--weight-decay", args.weight_decay, 0)
     check_range("--dropout", args.dropout, 0, 1, high_open=True)
-    check_range("--depth", args.depth, 0)
-    check_range("--width", args.width, 1)
-    check_range("--n", args.n, 2)
     check_range("--noise", args.noise, 0)
     check_range("--label-noise", args.label_noise, 0, 1)
     check_range("--val-fraction", args.val_fraction, 0, 1, high_open=True)
-    check_range("--train-size", args.train_size, 1)
-    check_range("--patience", args.patience, 1)
-    check_range("--max-per-class", args.max_per_class, 1)
-    check_range("--image-size", args.image_size, 4, 1024)
     if args.val_folder and args.data != "folder":
         raise ValueError("--val-folder goes with --data folder")
     writable_file("--save", args.save)
@@ -103,7 +112,18 @@ def _predecode(progress: Progress, args: argparse.Namespace) -> None:
         bar.close()
 
 
-def _model(args: argparse.Namespace, data: Any) -> tuple[Any, dict[str, Any]]:
+def _check_memory(args: argparse.Namespace, kwargs: dict[str, Any], input_shape: Any, n_train: int) -> None:
+    """Refuse a model whose training (weights, gradients, Adam's state, one batch's
+    activations) would not fit in the free memory: in-bound --depth and --width together
+    can ask for tens of GB. Counted on the meta device: nothing is allocated."""
+    params, acts = meta_activations(lambda: create_model(args.model, **kwargs), tuple(input_shape))
+    advice = "use a smaller --depth or --width" if args.model == "mlp" else "use fewer --channels"
+    check_fits(training_bytes(params, acts, min(args.batch_size, max(1, n_train))),
+               f"training this {args.model.upper()} ({params:,} parameters, batch {args.batch_size})",
+               advice + " or --batch-size", available=free_bytes_on(get_policy().device))
+
+
+def _model(args: argparse.Namespace, data: Any, n_train: int) -> tuple[Any, dict[str, Any]]:
     """The model and the (name, kwargs) that rebuild it from a checkpoint."""
     if args.model == "mlp":
         kwargs = dict(in_features=data.in_features, num_classes=len(data.classes), depth=args.depth,
@@ -112,12 +132,9 @@ def _model(args: argparse.Namespace, data: Any) -> tuple[Any, dict[str, Any]]:
     else:
         if len(data.input_shape) != 3:
             raise ValueError(f"the CNN needs images; {args.data} has inputs of shape {data.input_shape}")
-        try:
-            channels = tuple(int(c) for c in args.channels.split(","))
-        except ValueError:
-            raise ValueError(f"--channels must be comma-separated integers, got {args.channels!r}") from None
-        kwargs = dict(in_channels=data.input_shape[0], num_classes=len(data.classes), channels=channels,
-                      dropout=args.dropout, batchnorm=args.batchnorm)
+        kwargs = dict(in_channels=data.input_shape[0], num_classes=len(data.classes),
+                      channels=tuple(args.channels), dropout=args.dropout, batchnorm=args.batchnorm)
+    _check_memory(args, kwargs, data.input_shape, n_train)
     return create_model(args.model, seed=args.seed, **kwargs), {"name": args.model, "kwargs": kwargs}
 
 
@@ -152,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train, val = split_tensors(data.x, data.y, args.val_fraction, seed=args.seed)
     if args.train_size is not None:
         train = (train[0][: args.train_size], train[1][: args.train_size])
-    model, architecture = _model(args, data)
+    model, architecture = _model(args, data, len(train[1]))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
                          seed=args.seed)

@@ -7,7 +7,10 @@ from typing import Any
 
 from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE
 from dltl_core.birds import default_birds_dir
-from dltl_core.commands._common import check_range, writable_dir, writable_file
+from dltl_core.commands._common import PER_CLASS, add_bounded, check_range, declared, with_bounds, \
+    writable_dir, writable_file
+from dltl_core.settings import Setting
+from dltl_core.train.config import TrainConfig
 from dltl_core.progress import Progress
 from dltl_core.train.tensorboard import tensorboard_available
 from dltl_core.transfer import MODES
@@ -16,22 +19,31 @@ NAME = "transfer"
 HELP = "Classify bird species with a pretrained backbone: linear head, fine-tuning or from scratch."
 
 
+# Declared once: --help and the checks read them. TransferConfig checks the same image
+# size and stage range; a batch above 1,024 photos at 224 pixels is 600 MB of input alone.
+EPOCHS = declared(TrainConfig, "epochs")
+BATCH_SIZE = with_bounds(declared(TrainConfig, "batch_size"), hi=1024)
+PER_SPECIES = with_bounds(PER_CLASS, lo=2, label="photos per species")
+UNFREEZE = Setting("stages", lo=0, hi=50)
+IMAGE_SIZE = Setting("pixels", lo=32, hi=512)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder with one sub-folder per species (default: $DLTL_BIRDS_DIR)")
     parser.add_argument("--species", default="10",
-                        help="a count k (first k species alphabetically) or comma-separated names")
+                        help="a count k (first k species alphabetically; 2 to the folder's species) "
+                             "or comma-separated names")
     parser.add_argument("--mode", choices=MODES, default="linear")
     parser.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULT_BACKBONE)
-    parser.add_argument("--max-per-species", type=int, default=None, help="cap on photos per species")
+    add_bounded(parser, "--max-per-species", PER_SPECIES, help="cap on photos per species")
     parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=None, help="default: 30 linear, 4 image modes")
+    add_bounded(parser, "--epochs", EPOCHS, help="epochs (default: 30 linear, 4 image modes)")
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--unfreeze-blocks", type=int, default=None,
-                        help="fine-tuning: train only the last N stages (default: all)")
+    add_bounded(parser, "--batch-size", BATCH_SIZE, help="mini-batch size (default: the mode's)")
+    add_bounded(parser, "--unfreeze-blocks", UNFREEZE, help="fine-tuning: train only the last N stages "
+                                                            "(default: all)")
     parser.add_argument("--no-augment", action="store_true", help="no random crop/flip")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="crop size for finetune/scratch (default: the backbone's)")
+    add_bounded(parser, "--image-size", IMAGE_SIZE, help="crop size for finetune/scratch (default: the backbone's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-data", default=None,
                         help="folder with the same species sub-folders: reports test_accuracy")
@@ -42,13 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace, data: str) -> None:
     """Refuse out-of-range values and unwritable outputs before any photo is decoded."""
-    check_range("--epochs", args.epochs, 1)
     check_range("--lr", args.lr, 0, low_open=True)
-    check_range("--batch-size", args.batch_size, 1)
-    check_range("--max-per-species", args.max_per_species, 2)
     check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
-    check_range("--unfreeze-blocks", args.unfreeze_blocks, 0)
-    check_range("--image-size", args.image_size, 32, 512)
     if args.unfreeze_blocks is not None and args.mode != "finetune":
         raise ValueError("--unfreeze-blocks applies to --mode finetune only")
     if args.image_size is not None and args.mode == "linear":

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
+from dltl_core.models.budget import FLOAT_BYTES, check_fits
 from dltl_core.models.registry import register_model
+from dltl_core.settings import Setting
+
+# The bounds of the CNN's size, declared once (the model and the command line read them).
+# Each block halves the image, so 8 blocks already bring 256 pixels down to 1.
+CHANNELS = Setting("channels per block", lo=1, hi=1024, noun="number of channels of a block")
+BLOCKS = Setting("conv blocks", lo=1, hi=8, noun="number of conv blocks")
 
 
 class SmallCNN(nn.Module):
@@ -27,8 +35,14 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, channels: Sequence[int] = (16, 32),
                  dropout: float = 0.0, batchnorm: bool = False, activation: str = "relu") -> None:
         super().__init__()
-        if not channels or min(channels) < 1:
-            raise ValueError("need at least one conv block with >= 1 channel")
+        channels = tuple(int(c) for c in channels)
+        if not BLOCKS.lo <= len(channels) <= BLOCKS.hi:
+            raise ValueError(f"need {BLOCKS.lo:g} to {BLOCKS.hi:g} conv blocks, got {len(channels)}")
+        if not all(CHANNELS.lo <= c <= CHANNELS.hi for c in channels):
+            raise ValueError(f"each block needs {CHANNELS.lo:g} to {CHANNELS.hi:g} channels, got {list(channels)}")
+        if torch.get_default_device().type != "meta":  # a meta model (counted, not built) takes no memory
+            check_fits(FLOAT_BYTES * cnn_parameters(in_channels, num_classes, channels),
+                       "storing this CNN's weights", "choose fewer channels")
         if activation not in ("relu", "linear"):
             raise ValueError("activation must be 'relu' or 'linear'")
         blocks: list[nn.Module] = []
@@ -70,6 +84,15 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> logits (N, num_classes)."""
         return self.head(self.pool(self.features(x)))
+
+
+def cnn_parameters(in_channels: int, num_classes: int, channels: Sequence[int]) -> int:
+    """The number of weights and biases of ``SmallCNN(in_channels, num_classes, channels)``."""
+    total, c_in = 0, int(in_channels)
+    for c in channels:
+        total += 9 * c_in * int(c) + 3 * int(c)  # kernel, then bias or BN's scale and shift (an upper bound)
+        c_in = int(c)
+    return total + 4 * c_in * int(num_classes) + int(num_classes)
 
 
 @register_model("cnn")

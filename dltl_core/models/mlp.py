@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import Tensor, nn
 
+from dltl_core.models.budget import FLOAT_BYTES, check_fits
 from dltl_core.models.registry import register_model
+from dltl_core.settings import Setting, problem
+
+# The bounds of the MLP's size, declared once: the model, the command line (their --help
+# and checks) read them. 100 layers of 8,192 units is far beyond the lessons' needs, and
+# the total size is checked against the free memory anyway (``check_fits``).
+DEPTH = Setting("hidden layers", lo=0, hi=100, noun="number of hidden layers")
+WIDTH = Setting("units per hidden layer", lo=1, hi=8192, noun="number of units per hidden layer")
 
 # "linear" means no nonlinearity: the whole network is then one linear map.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -37,8 +46,16 @@ class MLP(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")
-        if depth < 0 or width < 1 or in_features < 1 or num_classes < 2:
-            raise ValueError("need depth >= 0, width >= 1, in_features >= 1 and num_classes >= 2")
+        for name, s, value in (("depth", DEPTH, depth), ("width", WIDTH, width)):
+            msg = problem(name, s, value, int)
+            if msg:
+                raise ValueError(msg)
+        if in_features < 1 or num_classes < 2:
+            raise ValueError("need in_features >= 1 and num_classes >= 2")
+        # Before any layer is allocated: depth x width² can be tens of GB.
+        if torch.get_default_device().type != "meta":  # a meta model (counted, not built) takes no memory
+            check_fits(FLOAT_BYTES * mlp_parameters(in_features, num_classes, depth, width),
+                       "storing this MLP's weights", "choose a smaller depth or width")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         layers: list[nn.Module] = [nn.Flatten()]  # (N, ...) -> (N, in_features)
@@ -57,6 +74,13 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, ...) -> logits (N, num_classes)."""
         return self.net(x)
+
+
+def mlp_parameters(in_features: int, num_classes: int, depth: int, width: int) -> int:
+    """The number of weights and biases of ``MLP(in_features, num_classes, depth, width)``
+    (with batch norm: one bias fewer and two norm parameters more per unit; counted as without)."""
+    sizes = [int(in_features)] + [int(width)] * int(depth) + [int(num_classes)]
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
 @register_model("mlp")

@@ -9,6 +9,13 @@ from typing import Any
 from torch import nn
 
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
+from dltl_core.settings import check, setting
+
+# Upper bounds, declared once on the fields below (the command line's --help and checks read
+# them): 10,000 epochs is 50x the longest published CIFAR recipe; a batch above 65,536 is
+# more than the largest training set of the course (MNIST's 60,000) in one step.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
 
 
 @dataclass(frozen=True)
@@ -16,8 +23,9 @@ class TrainConfig:
     """Hyperparameters of one run; hashable, so pages can cache results by it.
 
     Attributes:
-        epochs: passes over the training set (>= 1).
-        batch_size: samples per optimizer step (>= 1, at most the training-set size).
+        epochs: passes over the training set (1 to ``MAX_EPOCHS``).
+        batch_size: samples per optimizer step (1 to ``MAX_BATCH_SIZE``, at most the
+            training-set size).
         optimizer: a key of ``dltl_core.optim.OPTIMIZERS``.
         lr: the (peak) learning rate.
         momentum: momentum of the SGD-family optimizers.
@@ -39,8 +47,8 @@ class TrainConfig:
             where compilation would cost more than it saves).
     """
 
-    epochs: int = 20
-    batch_size: int = 64
+    epochs: int = setting(20, label="number of epochs", lo=1, hi=MAX_EPOCHS)
+    batch_size: int = setting(64, label="batch size", lo=1, hi=MAX_BATCH_SIZE)
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -55,10 +63,11 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"the number of epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"the batch size must be at least 1, got {self.batch_size}")
+        check(self)  # the declared fields: epochs and batch size within their bounds
+        self._check_rest()
+
+    def _check_rest(self) -> None:
+        """The fields validated by hand (issue 18 moves them to ``setting``)."""
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
