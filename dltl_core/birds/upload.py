@@ -244,11 +244,12 @@ def _extract(zf: zipfile.ZipFile, members: list, tmp: Path, skipped: list[tuple[
     base = tmp.resolve()
     written = 0
     for info, parts in members:
-        out = (base / Path(*parts)).resolve()
-        if base not in out.parents:  # belt and braces after _safe_parts
-            skipped.append((info.filename, "path escapes the folder (zip slip), refused"))
-            continue
+        out = base / Path(*parts)
         try:
+            out = out.resolve()  # may itself fail on a name too long for the disk
+            if base not in out.parents:  # belt and braces after _safe_parts
+                skipped.append((info.filename, "path escapes the folder (zip slip), refused"))
+                continue
             problem = _copy_member(zf, info, out)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
             problem = f"damaged in the zip, skipped ({err})"
@@ -257,7 +258,8 @@ def _extract(zf: zipfile.ZipFile, members: list, tmp: Path, skipped: list[tuple[
                 raise ValueError("the server's disk is full; try again later") from err
             problem = f"could not be written, skipped ({err.strerror or 'error'})"  # never the server path
         if problem:
-            out.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.unlink(missing_ok=True)
             skipped.append((info.filename[:200], problem))
         else:
             written += 1
