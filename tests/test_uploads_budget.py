@@ -276,3 +276,58 @@ def test_names_too_long_for_the_disk_are_skipped_without_a_server_path(tmp_path,
     assert len(reasons) == 2 and any("longer than 255 bytes" in r for r in reasons)
     assert any("could not be written" in r and "too long" in r for r in reasons)
     assert not any(str(tmp_path) in r or "Errno" in r for r in reasons)
+
+
+# ----------------------------------------------------------------------------- the /transfer page
+
+def _protos(node) -> list[bytes]:
+    """Every element of an AppTest tree, serialised (what the browser would receive)."""
+    out = []
+    proto = getattr(node, "proto", None)
+    if proto is not None and hasattr(proto, "SerializeToString"):
+        out.append(proto.SerializeToString())
+    children = getattr(node, "children", {}) or {}
+    for child in (children.values() if isinstance(children, dict) else children):
+        out += _protos(child)
+    return out
+
+
+def test_predict_decodes_an_upload_once_and_the_page_shows_no_server_path(birds_dir, bird, monkeypatch):
+    """Findings: the photo "is decoded again on every rerun while it stays in the uploader (+141 MB,
+    3-4 s each)"; "feature-map tooltips, the downloaded model file ... show server paths"."""
+    from streamlit.testing.v1 import AppTest
+
+    from dltl_core import checkpoint
+    from dltl_ui import transfer_views as tv
+
+    decodes = []
+    real = tv.open_rgb
+
+    def counting(source, *args, **kwargs):
+        decodes.append(type(source).__name__)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(tv, "open_rgb", counting)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/30_transfer.py")
+    at.run()
+    assert not at.exception, at.exception
+    big = Image.open(bird).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    at.file_uploader(key="tl_photo").set_value(("big.jpg", _save(big, "JPEG", quality=90), "image/jpeg")).run()
+    assert not at.exception and not [w for w in at.warning if "cannot be used" in w.value]
+    assert decodes.count("bytes") == 1
+    at.run()
+    at.run()  # reruns while the photo stays in the uploader: no new decode
+    assert decodes.count("bytes") == 1
+    # No element of the page names a photo's server path (tooltips, pickers, captions).
+    root = birds_dir.resolve()
+    species_dir = str(root / sorted(p.name for p in root.iterdir() if p.is_dir())[0]).encode()
+    protos = _protos(at._tree)
+    maps = [p for p in protos if b"component 1" in p]  # the feature map's chart, tooltips in its data
+    assert maps and all(b".jpg" in p for p in maps)
+    assert not [p for p in protos if species_dir in p]
+    # The downloaded model file carries the folder's name only.
+    at.button(key="tl_dl_go").click().run()
+    _, blob = at.session_state["tl_dl"]
+    assert str(root).encode() not in blob and checkpoint.load(blob)["config"]["data"] == root.name

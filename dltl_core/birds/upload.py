@@ -344,7 +344,7 @@ def unpack_species_zip(data: bytes | BinaryIO | str | Path, *, dest_root: Path |
         tmp = Path(tempfile.mkdtemp(dir=base, prefix=".unzip-"))
         try:
             if not _extract(zf, members, tmp, skipped):
-                first = next((f"{name}: {why}" for name, why in skipped), "")
+                first = next((f"{name}: {why.removesuffix(', skipped')}" for name, why in skipped), "")
                 raise ValueError(f"none of the zip's {len(members):,} images can be used ({first[:300]})")
             _place(tmp, target)
         finally:
