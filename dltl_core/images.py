@@ -18,7 +18,7 @@ is decoded:
   ``DECODE_SIDE`` (twice the 256 pixels the backbones resize to): JPEGs by the
   decoder itself (``Image.draft``: a 36 MP JPEG is decoded at 1/8 of its size), other
   formats by ``Image.reduce`` band by band, so a 40 MP photo never exists at full
-  size in RGB;
+  size in RGB (and no result has more than ``MAX_RESULT_PIXELS``);
 * all decodes running at once in this process share ``DECODE_BUDGET_BYTES`` (a
   visitor whose photo does not fit waits for the others' to finish).
 """
@@ -52,6 +52,7 @@ MAX_DECODED_BYTES = 128 * 1024 * 1024
 DECODE_BUDGET_BYTES = 2 * MAX_DECODED_BYTES
 # Shorter side kept when a large photo is decoded at reduced size.
 DECODE_SIDE = 512
+MAX_RESULT_PIXELS = 4 * 2**20  # largest reduced result (what a session may keep of one photo)
 _DEEP_MODES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA", "P")
 # Decoders that hold the whole picture in a buffer of their own before Pillow copies it.
@@ -161,8 +162,15 @@ def _plain(err: BaseException) -> str:
 
 
 def reduce_factor(size: tuple[int, int], min_side: int | None) -> int:
-    """The integer factor that keeps the shorter side at least ``min_side`` (1: no reduction)."""
-    return 1 if not min_side else max(1, min(size) // min_side)
+    """The integer factor that keeps the shorter side at least ``min_side`` (1: no reduction).
+
+    A panorama is reduced further, to at most ``MAX_RESULT_PIXELS`` (its shorter side then
+    ends below ``min_side``; a 20000x1000 photo would otherwise stay 20 MP).
+    """
+    if not min_side:
+        return 1
+    width, height = size
+    return max(1, min(size) // min_side, math.ceil(math.sqrt(width * height / MAX_RESULT_PIXELS)))
 
 
 def decode_cost(img: Image.Image, min_side: int | None = DECODE_SIDE) -> int:
@@ -202,9 +210,11 @@ def check_header(img: Image.Image, name: str = "upload", max_pixels: int = MAX_P
     if deep and pixels > min(MAX_DEEP_PIXELS, max_pixels):
         raise ImageError(f"{name}: a {8 * deep}-bit image of {width}x{height} pixels is too large "
                          f"(limit {MAX_DEEP_PIXELS:,} pixels for images deeper than 8 bits)")
-    if min_side and min(img.size) >= 2 * min_side:
-        # JPEG only (a no-op elsewhere): the decoder scales by 1/2, 1/4 or 1/8 while decoding.
-        img.draft(None, (max(1, width * min_side // min(img.size)), max(1, height * min_side // min(img.size))))
+    f = reduce_factor(img.size, min_side)
+    if f > 1:
+        # JPEG only (a no-op elsewhere): the decoder scales by 1/2, 1/4 or 1/8 while decoding,
+        # never below the size asked for; reduce() does the rest.
+        img.draft(None, (math.ceil(width / f), math.ceil(height / f)))
     cost = decode_cost(img, min_side)
     if cost > MAX_DECODED_BYTES:
         raise ImageError(f"{name}: a {width}x{height} {img.mode} image needs {cost / 2**20:,.0f} MB of memory "

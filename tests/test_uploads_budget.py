@@ -108,6 +108,13 @@ def test_cmyk_jpeg_is_decoded_reduced_by_the_decoder():
     assert column[10] < 40 and column[-10] > 215 and (np.diff(column.astype(int)) >= -2).all()
 
 
+def test_a_panorama_is_reduced_to_a_bounded_result():
+    """A 20000x1000 photo's shorter side is under 1,024 pixels, yet it must not stay 20 MP."""
+    blob = _save(Image.linear_gradient("L").resize((20000, 1000)), compress_level=1)
+    out = open_rgb(blob)
+    assert out.size == (6667, 334) and out.width * out.height <= images.MAX_RESULT_PIXELS
+
+
 def test_decodes_at_once_share_one_budget(monkeypatch):
     """Finding: "three visitors uploading the same PNG: 3,800 MB peak"; now they take turns."""
     blob = _save(_picture("P", (3000, 3000)), optimize=True)
