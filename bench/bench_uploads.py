@@ -21,7 +21,8 @@ extraction that follows would). ``reference`` decodes one real 227x227 bird phot
     flock /work/cpu-bench.lock python bench/bench_uploads.py [--repo DIR] [--out FILE]
 
 ``--repo`` imports ``dltl_core`` from another checkout (to measure the code before a
-change). Prints one JSON object and writes it to ``bench/uploads_results.json`` (``--out``).
+change). Prints one JSON object and writes it to ``bench/uploads_results.json`` (``--out``);
+``bench/uploads_results_before.json`` is the same run on the code before the budgets (f7c0ff0).
 """
 
 from __future__ import annotations
