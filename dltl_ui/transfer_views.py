@@ -160,7 +160,8 @@ def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
     which = st.radio("Model", list(results), format_func=tc.MODE_LABELS.get, horizontal=True, key="tl_pr_mode")
     photo = st.file_uploader("Upload a bird photo", type=PHOTO_TYPES, key="tl_photo",
                              help=f"Photos of up to {MAX_PIXELS / 1e6:g} megapixels; large ones are decoded at "
-                                  f"reduced size (the model sees {backbone.data_config['input_size'][-1]} pixels).")
+                                  f"reduced size (the model sees {backbone.data_config['input_size'][-1]}×"
+                                  f"{backbone.data_config['input_size'][-1]} pixels).")
     pick = None
     if photo is None:
         options = sorted({p["file"] for p in results["linear"].feature_map})
