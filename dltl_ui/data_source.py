@@ -7,8 +7,9 @@ the app, so the rules of a public server live here:
 * the *Folder* box accepts only paths inside the operator's data roots
   (``dltl_core.paths``); everything else, existing or not, gets the same message;
 * uploads go to this session's own area (``<cache>/uploads/<random token>``), judged
-  from the zip's central directory before extraction, within a per-session quota, and
-  removed when the session ends (or after ``DLTL_UPLOAD_TTL`` seconds);
+  from the zip's end record and central directory before extraction, within a
+  per-session quota and a cap on all sessions' uploads together, and removed when the
+  session ends (or after ``DLTL_UPLOAD_TTL`` seconds); unpacked once per upload;
 * the CUB-200-2011 download runs once however many visitors click (single flight);
 * the upload label states the server's real limit (``server.maxUploadSize``).
 """
@@ -26,6 +27,7 @@ import streamlit as st
 
 from dltl_core import birds, paths
 from dltl_core.birds import upload as up
+from dltl_core.images import MAX_DECODED_BYTES, MAX_PIXELS
 from dltl_ui.jobs import session_alive
 from dltl_ui.urlstate import UrlState
 
@@ -166,17 +168,23 @@ def _upload() -> Path | None:
     file = st.file_uploader(f"A zip of species folders (Species_A/photo.jpg, …), at most {limit / 2**20:g} MB",
                             type=["zip"], key="tl_zip",
                             help=f"Unpacked into a folder only this browser tab can use (at most "
-                                 f"{up.MAX_UNPACKED_BYTES // 2**20} MB and {up.MAX_FILES:,} files per zip, "
-                                 f"{quota // 2**20} MB in all); removed when the tab is closed.")
+                                 f"{up.MAX_UNPACKED_BYTES // 2**20} MB and {up.MAX_FILES:,} files and folders "
+                                 f"per zip, {quota // 2**20} MB in all); removed when the tab is closed. "
+                                 f"Photos of more than {MAX_PIXELS / 1e6:g} megapixels, or whose decoding would "
+                                 f"need more than {MAX_DECODED_BYTES // 2**20} MB of memory, are skipped.")
     if file is None:
         return None
     done = st.session_state.get("_dltl_upload_done") or {}
     if file.file_id not in done or not Path(done[file.file_id][0]).is_dir():
         try:
             unpacked = up.unpack_species_zip(file.getvalue(), dest_root=upload_area(), max_bytes=limit,
-                                             quota=quota)
-        except (ValueError, OSError) as err:
+                                             quota=quota, total_quota=up.total_quota())
+        except ValueError as err:
             st.warning(f"That zip cannot be used: {err}")
+            return None
+        except OSError as err:  # its text may name a server path: only the reason is shown
+            logging.getLogger(__name__).warning("unpacking an upload failed: %s", err)
+            st.warning(f"That zip could not be unpacked on this server ({err.strerror or 'input/output error'}).")
             return None
         done = {file.file_id: (str(unpacked.root), unpacked.skipped)}  # only the latest upload
         st.session_state["_dltl_upload_done"] = done

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 import dltl_ui as ui
 from dltl_core import birds
 from dltl_core.backbones import Backbone
-from dltl_core.images import ImageError, open_rgb
+from dltl_core.birds import upload as up
+from dltl_core.images import MAX_PIXELS, ImageError, open_rgb
 from dltl_core.transfer import TransferResult, predict_photo
 from dltl_ui import transfer_charts as tc
 
@@ -99,11 +102,22 @@ def mistakes_tab(results: dict[str, TransferResult]) -> None:
             st.markdown(f"**{m['predicted']}** ({m['confidence']:.0%})  \ntrue: {m['true']}")
 
 
+def photo_label(path: str | Path) -> str:
+    """``Species/photo.jpg``: what a visitor is shown of a photo's path (never the server's folders)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
+def _map_points(points: list[dict], stage: str) -> list[dict]:
+    """The map's points of one stage, each file shown as ``Species/photo.jpg`` in its tooltip."""
+    return [{**p, "file": photo_label(p["file"])} for p in points if p["stage"] == stage]
+
+
 def feature_map_tab(results: dict[str, TransferResult], method: str) -> None:
     """The pretrained features' 2-D map beside the fine-tuned network's."""
-    before = [p for p in results["linear"].feature_map if p["stage"] == "before"]
+    before = _map_points(results["linear"].feature_map, "before")
     tuned = results.get("finetune")
-    after = [p for p in tuned.feature_map if p["stage"] == "after"] if tuned else []
+    after = _map_points(tuned.feature_map, "after") if tuned else []
     left, right = st.columns(2)
     with left:
         ui.show_chart(tc.feature_map_chart(before, f"Pretrained features ({method})"),
@@ -118,22 +132,45 @@ def feature_map_tab(results: dict[str, TransferResult], method: str) -> None:
             st.info("Fine-tune (above) to see how the feature map changes.")
 
 
+_PHOTO_KEY = "_tl_photo_decoded"
+
+
+def decoded_photo(photo: Any | None, pick: str | None) -> Image.Image | str | None:
+    """The chosen photo decoded once (RGB, reduced to what the model needs), or why it cannot be used.
+
+    Kept in the session keyed by the upload's file id (or the picked file), so a photo
+    staying in the uploader is not decoded again on every rerun; only the latest is kept.
+    """
+    if photo is None and pick is None:
+        return None
+    key = ("upload", photo.file_id) if photo is not None else ("pick", pick)
+    held = st.session_state.get(_PHOTO_KEY)
+    if held is None or held[0] != key:
+        try:
+            # CMYK, 16-bit, alpha, grayscale -> RGB; large photos decoded reduced; bombs refused
+            value: Image.Image | str = open_rgb(photo.getvalue() if photo is not None else pick)
+        except ImageError as err:
+            value = str(err).split(": ", 1)[-1]  # the reason, without the file's server path
+        held = st.session_state[_PHOTO_KEY] = (key, value)
+    return held[1]
+
+
 def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
     """Upload (or pick) a photo: the trained head's species beside the backbone's ImageNet guess."""
     which = st.radio("Model", list(results), format_func=tc.MODE_LABELS.get, horizontal=True, key="tl_pr_mode")
-    photo = st.file_uploader("Upload a bird photo", type=PHOTO_TYPES, key="tl_photo")
+    photo = st.file_uploader("Upload a bird photo", type=PHOTO_TYPES, key="tl_photo",
+                             help=f"Photos of up to {MAX_PIXELS / 1e6:g} megapixels; large ones are decoded at "
+                                  f"reduced size (the model sees {backbone.data_config['input_size'][-1]}×"
+                                  f"{backbone.data_config['input_size'][-1]} pixels).")
     pick = None
     if photo is None:
         options = sorted({p["file"] for p in results["linear"].feature_map})
-        pick = st.selectbox("…or pick one of the photos", options,
-                            format_func=lambda f: f"{Path(f).parent.name}/{Path(f).name}", key="tl_pick")
-    source_img = photo.getvalue() if photo is not None else pick
-    if source_img is None:
+        pick = st.selectbox("…or pick one of the photos", options, format_func=photo_label, key="tl_pick")
+    img = decoded_photo(photo, pick)
+    if img is None:
         return
-    try:
-        img = open_rgb(source_img)  # CMYK, 16-bit, alpha, grayscale -> RGB; bombs refused
-    except ImageError as err:
-        st.warning(f"That file cannot be used as a photo: {err}")
+    if isinstance(img, str):
+        st.warning(f"That file cannot be used as a photo: {img}")
         return
     pred = predict_photo(backbone, results[which], img)
     if pred["unknown"]:
@@ -165,6 +202,17 @@ def result_tabs(results: dict[str, TransferResult], stopped: dict[str, list[dict
         predict_tab(results, backbone)
 
 
+def public_config(config: Any) -> Any:
+    """The run's config with its data folder as the visitor knows it: the folder's name, or
+    "uploaded zip" for an upload (the file must not carry a server path or session token)."""
+    data = Path(config.data)
+    try:
+        uploaded = up.uploads_base().resolve() in data.resolve().parents
+    except OSError:
+        uploaded = True
+    return dataclasses.replace(config, data="uploaded zip" if uploaded else data.name)
+
+
 def download_model(results: dict[str, TransferResult], configs: dict[str, Any], backbone: Backbone) -> None:
     """"Download this model": one file per trained mode (``dltl_core.checkpoint``), made on a click.
 
@@ -179,7 +227,7 @@ def download_model(results: dict[str, TransferResult], configs: dict[str, Any], 
                         key="tl_dl_mode")
     key = ("tl_dl", mode, id(results[mode]))
     if c2.button("Prepare the model file", key="tl_dl_go"):
-        ck = checkpoint.from_transfer(results[mode], configs[mode], backbone)
+        ck = checkpoint.from_transfer(results[mode], public_config(configs[mode]), backbone)
         st.session_state["tl_dl"] = (key, checkpoint.to_bytes(ck))
     ready = st.session_state.get("tl_dl")
     if ready and ready[0] == key:
