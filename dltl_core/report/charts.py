@@ -17,7 +17,7 @@ import pandas as pd
 
 from dltl_core.archs import ARCHS
 from dltl_core.report import findings as F
-from dltl_core.report.study import arch_label
+from dltl_core.report.study import OFFICIAL_TEST_IMAGES, arch_label
 
 AXES = {"params": "parameters", "flops": "FLOPs per image", "wall_seconds": "training time (wall s)",
         "cpu_seconds": "training time (CPU s)"}
@@ -71,9 +71,21 @@ def pareto(df: pd.DataFrame, cost: str, score: str = "val_acc", *, highlight: st
         size=alt.condition("datum.chosen", alt.value(260), alt.value(110)),
         opacity=alt.condition("datum.chosen", alt.value(0.95), alt.value(0.45)),
         tooltip=["label", "state", alt.Tooltip(f"{score}:Q", format=".1f"), alt.Tooltip(f"{cost}:Q", format=",.4g")])
+    if "n_val" in done and score == "val_acc":
+        n = done["n_val"]
+    else:
+        n = done["n_test"].fillna(OFFICIAL_TEST_IMAGES) if "n_test" in done else None
+    if n is not None and n.notna().any():
+        se = [F.standard_error(a, k) if pd.notna(k) and k > 0 else 0.0 for a, k in zip(done[score], n)]
+        noise = done.assign(lo=done[score] - se, hi=done[score] + se)
+        layers_noise = [alt.Chart(noise).mark_rule(strokeWidth=1.5, opacity=0.5).encode(
+            x=f"{cost}:Q", y="lo:Q", y2="hi:Q",
+            color=alt.Color("architecture:N", scale=_arch_scale(done["arch"]), legend=None))]
+    else:
+        layers_noise = []
     ring = alt.Chart(front).mark_point(shape="circle", filled=False, size=520, color="#222", strokeWidth=2).encode(
         x=f"{cost}:Q", y=f"{score}:Q")
-    layers = [points, ring]
+    layers = [*layers_noise, points, ring]
     if len(front) >= 2:
         layers.insert(0, alt.Chart(front).mark_line(interpolate="step-after", color="#444", strokeDash=[6, 4])
                       .encode(x=f"{cost}:Q", y=f"{score}:Q"))

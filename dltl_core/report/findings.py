@@ -161,3 +161,59 @@ def conclusions(df: pd.DataFrame, curves: pd.DataFrame, *, score: str, time_col:
         "work (FLOPs)": pareto_sentence(df, "flops", score),
     }
     return {k: v for k, v in out.items() if v}
+
+
+def still_improving(curves: pd.DataFrame, metric: str = "val_acc") -> str | None:
+    """Which plotted runs were still improving at their last epoch (their budget, not their design, stopped them).
+
+    A run improves at the end when its last epoch is its best so far (highest accuracy, or
+    lowest loss for a loss curve).
+    """
+    d = curves.dropna(subset=[metric])
+    if d.empty or d.groupby("run_id")["epoch"].count().max() < 2:
+        return None
+    higher = not metric.endswith("loss")
+    rising, flat = [], []
+    for _, c in d.sort_values("epoch").groupby("run_id", sort=False):
+        last, before = c[metric].iloc[-1], c[metric].iloc[:-1]
+        best_before = before.max() if higher else before.min()
+        (rising if (last > best_before if higher else last < best_before) else flat).append(c["label"].iloc[0])
+    word = "best" if higher else "lowest"
+    if not flat:
+        more = f" and {len(rising) - 4} more" if len(rising) > 4 else ""
+        return (f"Every curve shown is at its {word} at the last epoch ({', '.join(rising[:4])}{more}): still "
+                "improving when training stopped, so the budget, not the architecture, limited them.")
+    if not rising:
+        return "No curve shown improves at its last epoch: these runs had flattened before the budget ran out."
+    return (f"Still improving at the last epoch: {', '.join(rising)} (the budget limited them); "
+            f"flattened before the end: {', '.join(flat)}.")
+
+
+def search_sentence(hist: pd.DataFrame) -> str | None:
+    """The search in one sentence: trials by state and where the best accuracy was found."""
+    if hist is None or hist.empty:
+        return None
+    states = ", ".join(f"{n} {s}" for s, n in hist["state"].value_counts().items())
+    done = hist[hist["state"] == "complete"].dropna(subset=["val_acc"])
+    if done.empty:
+        return f"{len(hist)} trials ({states}); none completed, so there is no best configuration yet."
+    best = done.loc[done["val_acc"].idxmax()]
+    return (f"{len(hist)} trials ({states}); the best, {best['val_acc']:.1f}% validation accuracy, came at trial "
+            f"{int(best['trial'])}. Green line: the best so far; pruned trials were stopped early because they "
+            "trailed the median.")
+
+
+def importance_sentence(imp: dict[str, float]) -> str | None:
+    """Which hyperparameter explained most of the differences between trials (Optuna's evaluator)."""
+    if not imp:
+        return None
+    ranked = sorted(imp.items(), key=lambda kv: -kv[1])
+    top = ", ".join(f"{k} ({v:.0%})" for k, v in ranked[:2])
+    return f"Most of the differences between trials are explained by {top} (Optuna's importance evaluator)."
+
+
+def noise_note(df: pd.DataFrame, score: str = "val_acc") -> str:
+    """What the Pareto charts' error bars are, when the image counts behind the accuracies are known."""
+    if score == "val_acc" and ("n_val" not in df or df["n_val"].isna().all()):
+        return ""
+    return "Bars: ±1 standard error of each accuracy (binomial, from the number of images it was measured on)."
