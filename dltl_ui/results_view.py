@@ -80,7 +80,7 @@ class ResultsView:
                         help="Wall seconds include waiting for everything else the machine ran; CPU seconds "
                              "count the training process's own work (all its threads). Auto takes CPU seconds "
                              "when the study says its machine was shared, or when every run trained on a CPU.")
-    target: float = setting(0.0, label="Target accuracy (%)", lo=0.0, hi=100.0, step=1.0, widget="number",
+    target: float = setting(0.0, label="Target accuracy (%), 0 = auto", lo=0.0, hi=100.0, step=1.0, widget="number", fmt="%.0f",
                             url="target", help="The accuracy of \"fastest to\" under the time-to-accuracy "
                                                "chart; 0 picks the highest one that every plotted run reaches.")
     talk: str = setting("resnet18", label="Talk about", choices=lambda: list(ARCHS), labels=arch_label,
@@ -156,10 +156,10 @@ def diverged(df: pd.DataFrame, records: list[dict]) -> list[str]:
 
 def chart_downloads(chart: alt.TopLevelMixin, name: str, key: str) -> None:
     """PNG and SVG buttons for one chart, rendered only when clicked (``vl-convert``, the slides' look)."""
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("PNG", _deferred(lambda: C.to_png(chart)), file_name=f"{name}.png", mime="image/png",
+    row = st.container(horizontal=True)
+    row.download_button("PNG", _deferred(lambda: C.to_png(chart)), file_name=f"{name}.png", mime="image/png",
                        key=f"{key}_png", on_click="ignore", icon=":material/download:")
-    c2.download_button("SVG", _deferred(lambda: C.to_svg(chart).encode()), file_name=f"{name}.svg",
+    row.download_button("SVG", _deferred(lambda: C.to_svg(chart).encode()), file_name=f"{name}.svg",
                        mime="image/svg+xml", key=f"{key}_svg", on_click="ignore", icon=":material/download:")
 
 
@@ -223,3 +223,26 @@ def talk_panel(view: ResultsView, view_df: pd.DataFrame, score: str) -> None:
                            key="talk_pptx", on_click="ignore", icon=":material/download:")
     st.caption(f"The same deck from a terminal: `python -m dltl_core report --results FILE --arch {view.talk} "
                "--out talk.pptx` (FILE: your `search --results` file).")
+
+
+def runs_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as a visitor reads it: columns with no value at all (e.g. test accuracy of a
+    study without test images) left out, and a single run's study and trial shown as "—"."""
+    kept = frame.drop(columns=["label"]).dropna(axis=1, how="all")
+    for col in ("study", "trial"):
+        if col in kept:
+            kept[col] = ["—" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v) for v in kept[col]]
+    return kept
+
+
+_REF_FORMATS = {"kuangliu test (%)": "{:.2f}", "our best val (%)": "{:.1f}", "its test (%)": "{:.1f}",
+                "its test, TTA (%)": "{:.1f}", "its epochs": "{:.0f}", "its training images": "{:,.0f}",
+                "its time (wall s)": "{:,.1f}"}
+
+
+def reference_display(ref: pd.DataFrame) -> pd.DataFrame:
+    """The reference table as text: our columns without any value left out, gaps shown as "—"."""
+    ours = [c for c in ref.columns if c.startswith(("our", "its"))]
+    kept = ref.drop(columns=[c for c in ours if ref[c].isna().all()])
+    return pd.DataFrame({c: ["—" if pd.isna(v) else _REF_FORMATS.get(c, "{}").format(v) for v in kept[c]]
+                         for c in kept.columns})

@@ -64,11 +64,13 @@ pick_state = f3.multiselect("State", state_opts, default=state_opts, key="f_stat
 view_df = df[df["arch"].isin(pick_arch) & df["kind"].isin(pick_kind) & df["state"].isin(pick_state)]
 pct = {c: st.column_config.NumberColumn(f"{c.replace('_', ' ')} (%)", format="%.1f")
        for c in ("val_acc", "best_val_acc", "test_acc", "test_acc_tta")}
-st.dataframe(view_df.drop(columns=["label"]), hide_index=True, width="stretch",
+st.dataframe(rv.runs_display(view_df), hide_index=True, width="stretch",
              column_config={**pct, "params": st.column_config.NumberColumn(format="localized"),
                             "flops": st.column_config.NumberColumn(format="localized"),
                             "wall_seconds": st.column_config.NumberColumn("wall s", format="%.1f"),
-                            "cpu_seconds": st.column_config.NumberColumn("CPU s", format="%.1f")})
+                            "cpu_seconds": st.column_config.NumberColumn("CPU s", format="%.1f"),
+                            "n_train": st.column_config.NumberColumn(format="localized"),
+                            "n_val": st.column_config.NumberColumn(format="localized")})
 st.download_button("Download CSV", view_df.drop(columns=["label"]).to_csv(index=False).encode(),
                    file_name="dltl_runs.csv", mime="text/csv", key="csv")
 if view_df.empty:
@@ -87,7 +89,8 @@ with ui.guard("the Pareto charts"):
             chart = C.pareto(view_df, cost, score, highlight=view.talk, height=ui.chart_height(340))
             sentence = F.pareto_sentence(view_df, cost, score) or "Only one completed run: no front to compare."
             extra = f" Time axis: {basis.why}" if cost == basis.column else ""
-            ui.show_chart(chart, caption=f"{sentence}{extra} {F.noise_note(view_df, score)}")
+            big = f" Large dots: {S.arch_label(view.talk)} (*Talk about*)." if view.talk in set(done["arch"]) else ""
+            ui.show_chart(chart, caption=f"{sentence}{extra}{big} {F.noise_note(view_df, score)}")
             rv.chart_downloads(chart, f"pareto_{cost}", key=f"dl_{cost}")
     best = F.most_accurate(view_df, score)
     if best:
@@ -146,9 +149,7 @@ if any(r.get("kind") == "trial" for r in hist_records):
 
 st.subheader("Reference: kuangliu/pytorch-cifar beside ours")
 with ui.guard("the reference table"):
-    st.dataframe(S.reference_table(view_df), hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.1f") for c in
-                                ("our best val (%)", "its test (%)", "its test, TTA (%)", "its time (wall s)")})
+    st.dataframe(rv.reference_display(S.reference_table(view_df)), hide_index=True, width="stretch")
     st.caption("kuangliu/pytorch-cifar: width 1, 200 epochs on all 50,000 training images (the `kuangliu` "
                "recipe), accuracy on the 10,000 official test images. Ours: the budget in the table; test "
                "accuracy only where the official test images were available to the run.")

@@ -63,7 +63,10 @@ def pareto(df: pd.DataFrame, cost: str, score: str = "val_acc", *, highlight: st
         architecture=lambda d: d["arch"].map(arch_label),
         chosen=lambda d: (d["arch"] == highlight) if highlight else True)
     front = F.pareto_front(done, cost, score)
-    x = alt.X(f"{cost}:Q", scale=alt.Scale(type="log"), title=AXES.get(cost, cost))
+    # SI labels (30k, 1M) on the count axes: full numbers collide on a log axis.
+    axis = alt.Axis(format="~s", labelOverlap="greedy") if cost in ("params", "flops") else \
+        alt.Axis(labelOverlap="greedy")
+    x = alt.X(f"{cost}:Q", scale=alt.Scale(type="log"), title=AXES.get(cost, cost), axis=axis)
     y = alt.Y(f"{score}:Q", title=SCORE_TITLES.get(score, score), scale=alt.Scale(zero=False))
     points = alt.Chart(done).mark_point(filled=True, opacity=0.85).encode(
         x=x, y=y, color=alt.Color("architecture:N", title="architecture", scale=_arch_scale(done["arch"])),
@@ -80,7 +83,7 @@ def pareto(df: pd.DataFrame, cost: str, score: str = "val_acc", *, highlight: st
         noise = done.assign(lo=done[score] - se, hi=done[score] + se)
         layers_noise = [alt.Chart(noise).mark_rule(strokeWidth=1.5, opacity=0.5).encode(
             x=f"{cost}:Q", y="lo:Q", y2="hi:Q",
-            color=alt.Color("architecture:N", scale=_arch_scale(done["arch"]), legend=None))]
+            color=alt.Color("architecture:N", scale=_arch_scale(done["arch"])))]
     else:
         layers_noise = []
     ring = alt.Chart(front).mark_point(shape="circle", filled=False, size=520, color="#222", strokeWidth=2).encode(
