@@ -227,11 +227,11 @@ def talk_panel(view: ResultsView, view_df: pd.DataFrame, score: str) -> None:
 
 def runs_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The runs table as a visitor reads it: columns with no value at all (e.g. test accuracy of a
-    study without test images) left out, and a single run's study and trial shown as "—"."""
+    study without test images) left out, and a single run's study shown as "—" (numbers stay
+    numbers, so the columns sort)."""
     kept = frame.drop(columns=["label"]).dropna(axis=1, how="all")
-    for col in ("study", "trial"):
-        if col in kept:
-            kept[col] = ["—" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v) for v in kept[col]]
+    if "study" in kept:
+        kept["study"] = ["—" if pd.isna(v) else str(v) for v in kept["study"]]
     return kept
 
 
