@@ -233,16 +233,3 @@ def runs_display(frame: pd.DataFrame) -> pd.DataFrame:
     if "study" in kept:
         kept["study"] = ["—" if pd.isna(v) else str(v) for v in kept["study"]]
     return kept
-
-
-_REF_FORMATS = {"kuangliu test (%)": "{:.2f}", "our best val (%)": "{:.1f}", "its test (%)": "{:.1f}",
-                "its test, TTA (%)": "{:.1f}", "its epochs": "{:.0f}", "its training images": "{:,.0f}",
-                "its time (wall s)": "{:,.1f}"}
-
-
-def reference_display(ref: pd.DataFrame) -> pd.DataFrame:
-    """The reference table as text: our columns without any value left out, gaps shown as "—"."""
-    ours = [c for c in ref.columns if c.startswith(("our", "its"))]
-    kept = ref.drop(columns=[c for c in ours if ref[c].isna().all()])
-    return pd.DataFrame({c: ["—" if pd.isna(v) else _REF_FORMATS.get(c, "{}").format(v) for v in kept[c]]
-                         for c in kept.columns})

@@ -118,7 +118,8 @@ with ui.guard("the learning curves"):
             if curves[basis.curve].notna().sum() == 0:
                 st.info(f"These runs record no {basis.unit} per epoch.")
             else:
-                chart = C.time_to_accuracy(curves, basis.curve, basis.unit, target, height=ui.chart_height(340))
+                chart = C.time_to_accuracy(curves, basis.curve, basis.unit, target, highlight=view.talk,
+                                           height=ui.chart_height(340))
                 ui.show_chart(chart, caption=f"{F.fastest_to(curves, target, basis.unit, basis.curve)} "
                                              f"Dotted line: the target. Time axis: {basis.why}")
                 rv.chart_downloads(chart, "time_to_accuracy", key="dl_tta")
@@ -149,7 +150,7 @@ if any(r.get("kind") == "trial" for r in hist_records):
 
 st.subheader("Reference: kuangliu/pytorch-cifar beside ours")
 with ui.guard("the reference table"):
-    st.dataframe(rv.reference_display(S.reference_table(view_df)), hide_index=True, width="stretch")
+    st.dataframe(S.reference_display(S.reference_table(view_df)), hide_index=True, width="stretch")
     st.caption("kuangliu/pytorch-cifar: width 1, 200 epochs on all 50,000 training images (the `kuangliu` "
                "recipe), accuracy on the 10,000 official test images. Ours: the budget in the table; test "
                "accuracy only where the official test images were available to the run.")

@@ -120,7 +120,7 @@ def test_deck_for_resnet18_has_every_slide_and_its_content(tmp_path, capsys):
     assert "Time axis: CPU seconds" in time_s["text"] and "shared" in time_s["text"]
     assert tta["pictures"] and "Fastest to 60% validation accuracy: VGG-11 (BN) ×0.25" in tta["text"]
     ref_rows = {r[0]: r for r in ref["tables"][0][1:]}
-    assert ref_rows["ResNet-18"][1] == "93.0" and ref_rows["ResNet-18"][2] == "72.0"
+    assert ref_rows["ResNet-18"][1:4] == ["93.02", "72.0", "×0.125"]
     assert ref_rows["ResNet-34"][2] == "—"  # no run: a dash, never "None"
     assert F.most_accurate(df) in concl["text"] and "rank 2 of 3 architectures" in concl["text"]
     assert "bash scripts/cpu_study.sh" in prov["text"] and "--arch densenet_cifar" in prov["text"]

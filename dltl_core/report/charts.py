@@ -30,8 +30,8 @@ STATE_COLORS = alt.Scale(domain=["complete", "pruned", "diverged", "failed"],
 # Exported images (slides, downloads): large type for a projector, white background.
 EXPORT_CONFIG: dict[str, Any] = {
     "background": "white",
-    "axis": {"labelFontSize": 16, "titleFontSize": 18, "gridOpacity": 0.5, "labelLimit": 0},
-    "legend": {"labelFontSize": 15, "titleFontSize": 16, "symbolSize": 160, "labelLimit": 0},
+    "axis": {"labelFontSize": 18, "titleFontSize": 20, "gridOpacity": 0.5, "labelLimit": 0},
+    "legend": {"labelFontSize": 17, "titleFontSize": 18, "symbolSize": 200, "labelLimit": 0},
     "title": {"fontSize": 20, "anchor": "start", "limit": 0},
     "view": {"stroke": None},
 }
@@ -106,7 +106,8 @@ def learning_curves(curves: pd.DataFrame, metric: str = "val_acc", *, height: in
 
 
 def time_to_accuracy(curves: pd.DataFrame, time_col: str = "elapsed", unit: str = "wall seconds",
-                     target: float | None = None, *, height: int = 340) -> alt.LayerChart:
+                     target: float | None = None, *, highlight: str | None = None,
+                     height: int = 340) -> alt.LayerChart:
     """Validation accuracy against training time at the end of each epoch, one line per run.
 
     Args:
@@ -114,10 +115,13 @@ def time_to_accuracy(curves: pd.DataFrame, time_col: str = "elapsed", unit: str 
         time_col: ``elapsed`` (wall) or ``cpu_elapsed`` (CPU seconds).
         unit: the axis' unit in words.
         target: a target accuracy (%) drawn as a dotted rule (the caption's "fastest to").
+        highlight: an architecture key whose lines are drawn thicker (the talk's network).
         height: plot height in pixels.
     """
-    d = curves.dropna(subset=[time_col, "val_acc"])
-    lines = alt.Chart(d).mark_line(point=True, strokeWidth=3).encode(
+    d = curves.dropna(subset=[time_col, "val_acc"]).assign(
+        chosen=lambda c: (c["arch"] == highlight) if highlight else False)
+    lines = alt.Chart(d).mark_line(point=True).encode(
+        strokeWidth=alt.condition("datum.chosen", alt.value(6), alt.value(2.5)),
         x=alt.X(f"{time_col}:Q", title=f"training time ({unit})"),
         y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
         color=alt.Color("label:N", title="run"),

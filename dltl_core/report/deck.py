@@ -150,7 +150,9 @@ def _arch_slide(prs: Presentation, talk: Talk) -> None:
             f"Why: {fam.problem.replace('*', '')}", f"Paper: {fam.paper}"]
     _text(slide, text, (MARGIN, BODY_TOP, Inches(6.0), Inches(5.9)), size=14)
     table = pd.DataFrame(rows)[["name", "layer", "output", "params"]]
-    _table(slide, table, (Inches(6.8), BODY_TOP, Inches(6.0), Inches(0.36) * (len(table) + 1)), size=11)
+    shape = _table(slide, table, (Inches(6.8), BODY_TOP, Inches(6.0), Inches(0.36) * (len(table) + 1)), size=11)
+    for col, width in zip(shape.table.columns, (1.25, 2.75, 1.0, 1.0)):
+        col.width = Inches(width)
 
 
 def _recipe_slide(prs: Presentation, talk: Talk) -> None:
@@ -205,9 +207,11 @@ def _search_slide(prs: Presentation, talk: Talk) -> None:
         _why(slide, talk.importance_note or "This study has no hyperparameter search.")
         return
     hist = talk.history[talk.history["study"] == talk.study_name]
+    searched = sorted({S.arch_label(r.get("arch")) for r in talk.trials})
     states = hist["state"].value_counts().to_dict()
     best = hist["best_so_far"].max()
-    summary = (f"{len(hist)} trials ({', '.join(f'{n} {s}' for s, n in states.items())}); best "
+    whose = "" if talk.label in searched else f"This search is of {', '.join(searched)}, not {talk.label}: "
+    summary = whose + (f"{len(hist)} trials ({', '.join(f'{n} {s}' for s, n in states.items())}); best "
                f"{best:.1f}% validation accuracy." if pd.notna(best) else f"{len(hist)} trials, none completed.")
     left_w = Inches(7.4) if talk.importances else WIDE - 2 * MARGIN
     _picture(slide, C.to_png(C.search_history(hist), width=640 if talk.importances else 1000, height=340),
@@ -236,21 +240,21 @@ def _cost_slide(prs: Presentation, talk: Talk, cost: str, title: str, extra: str
 
 def _tta_slide(prs: Presentation, talk: Talk) -> None:
     have = talk.curves.dropna(subset=[talk.basis.curve, "val_acc"])
-    chart = (lambda: C.time_to_accuracy(talk.curves, talk.basis.curve, talk.basis.unit, talk.target)) \
+    chart = (lambda: C.time_to_accuracy(talk.curves, talk.basis.curve, talk.basis.unit, talk.target,
+                                        highlight=talk.arch)) \
         if len(have) else None
     missing = ("No run records a per-epoch history with its time, so there are no curves to draw."
                if talk.curves.empty else f"No run records {talk.basis.unit} per epoch, so these curves cannot be "
                                          "drawn.")
     _chart_slide(prs, "Time to accuracy", chart, talk.conclusions.get("time to accuracy"), missing,
-                 f"One line per architecture (its best run); dotted line: the target. Time axis: {talk.basis.why}")
+                 f"One line per architecture (its best run; {talk.label} drawn thicker); dotted line: the target. "
+                 f"Time axis: {talk.basis.why}")
 
 
 def _reference_slide(prs: Presentation, talk: Talk) -> None:
     slide = _slide(prs, "Reference: kuangliu/pytorch-cifar beside ours")
-    ref = S.reference_table(talk.df)
-    cols = ["architecture", "kuangliu test (%)", "our best val (%)", "its test (%)", "its epochs",
-            "its training images", "its time (wall s)"]
-    _table(slide, ref[cols], (MARGIN, BODY_TOP, WIDE - 2 * MARGIN, Inches(0.45) * (len(ref) + 1)), size=14)
+    ref = S.reference_display(S.reference_table(talk.df)).drop(columns=["its test, TTA (%)"], errors="ignore")
+    _table(slide, ref, (MARGIN, BODY_TOP, WIDE - 2 * MARGIN, Inches(0.45) * (len(ref) + 1)), size=14)
     _text(slide, ["kuangliu/pytorch-cifar: width 1, 200 epochs on all 50,000 training images, accuracy on the "
                   "10,000 official test images. Ours: the budget in the table (— where a network has no completed "
                   "run or no test images were available)."],

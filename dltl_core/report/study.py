@@ -189,9 +189,23 @@ def reference_table(df: pd.DataFrame) -> pd.DataFrame:
     Every figure of a row comes from that one run, so its accuracy, epochs and time belong together.
     """
     best = best_per_arch(df).set_index("arch")
-    ours = best[["val_acc", "test_acc", "test_acc_tta", "epochs", "n_train", "wall_seconds"]].rename(columns={
-        "val_acc": "our best val (%)", "test_acc": "its test (%)", "test_acc_tta": "its test, TTA (%)",
-        "epochs": "its epochs", "n_train": "its training images", "wall_seconds": "its time (wall s)"})
+    ours = best[["val_acc", "test_acc", "test_acc_tta", "width", "epochs", "n_train", "wall_seconds"]].rename(
+        columns={"val_acc": "our best val (%)", "test_acc": "its test (%)", "test_acc_tta": "its test, TTA (%)",
+                 "width": "its width", "epochs": "its epochs", "n_train": "its training images",
+                 "wall_seconds": "its time (wall s)"})
     ref = pd.DataFrame([{"arch": a, "architecture": i.label, "kuangliu test (%)": i.reference_acc}
                         for a, i in ARCHS.items()]).set_index("arch")
     return ref.join(ours, how="left").reset_index(drop=True)
+
+
+_REF_FORMATS = {"kuangliu test (%)": "{:.2f}", "our best val (%)": "{:.1f}", "its test (%)": "{:.1f}",
+                "its test, TTA (%)": "{:.1f}", "its width": "×{:g}", "its epochs": "{:.0f}",
+                "its training images": "{:,.0f}", "its time (wall s)": "{:,.1f}"}
+
+
+def reference_display(ref: pd.DataFrame) -> pd.DataFrame:
+    """The reference table as text: our columns without any value left out, gaps shown as "—"."""
+    ours = [c for c in ref.columns if c.startswith(("our", "its"))]
+    kept = ref.drop(columns=[c for c in ours if ref[c].isna().all()])
+    return pd.DataFrame({c: ["—" if pd.isna(v) else _REF_FORMATS.get(c, "{}").format(v) for v in kept[c]]
+                         for c in kept.columns})
