@@ -28,6 +28,7 @@ from dltl_core.recipes import RECIPES
 from dltl_core.report import charts as C
 from dltl_core.report.study import Provenance, arch_label
 from dltl_core.settings import check, setting
+from dltl_ui.layout import is_classroom
 
 log = logging.getLogger("dltl")
 
@@ -155,7 +156,12 @@ def diverged(df: pd.DataFrame, records: list[dict]) -> list[str]:
 
 
 def chart_downloads(chart: alt.TopLevelMixin, name: str, key: str) -> None:
-    """PNG and SVG buttons for one chart, rendered only when clicked (``vl-convert``, the slides' look)."""
+    """PNG and SVG buttons for one chart, rendered only when clicked (``vl-convert``, the slides' look).
+
+    Not in classroom mode: a projector shows charts, it does not download them.
+    """
+    if is_classroom():
+        return
     row = st.container(horizontal=True)
     row.download_button("PNG", _deferred(lambda: C.to_png(chart)), file_name=f"{name}.png", mime="image/png",
                        key=f"{key}_png", on_click="ignore", icon=":material/download:")

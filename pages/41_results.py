@@ -19,7 +19,8 @@ ui.explain(
     "...`, see the README); this page reads their results."
 )
 
-view = ui.bind(rv.ResultsView, prefix="rs", columns=3) or rv.ResultsView()
+with ui.controls():
+    view = ui.bind(rv.ResultsView, prefix="rs", columns=3) or rv.ResultsView()
 score = view.score
 with ui.guard("loading the results"):
     try:
@@ -38,6 +39,8 @@ if score != "val_acc" and df[score].isna().all():
             "folder (`<data_dir>/test/<class>/*.jpg`). Showing validation accuracy.")
     score = "val_acc"
 basis = S.time_basis(prov, df, view.time)
+# On a projector the main chart comes right under the settings; the provenance and the table follow it.
+charts_area = st.container() if ui.is_classroom() else None
 facts = S.provenance(prov, records, df, rv.sources().get(view.source, view.source))
 
 with st.container(border=True):
@@ -77,16 +80,19 @@ if view_df.empty:
     st.info("No run matches these filters.")
     st.stop()
 
-st.subheader("Size, work and time against accuracy")
-with ui.guard("the Pareto charts"):
+with charts_area or st.container():
+    st.subheader("Size, work and time against accuracy")
+with charts_area or st.container(), ui.guard("the Pareto charts"):
     costs = {"vs parameters": "params", f"vs training time ({basis.unit})": basis.column, "vs FLOPs": "flops"}
-    for tab, (name, cost) in zip(st.tabs(list(costs)), costs.items()):
+    with ui.main_chart():
+        tabs = st.tabs(list(costs))
+    for tab, (name, cost) in zip(tabs, costs.items()):
         with tab:
             done = F.completed(view_df, score).dropna(subset=[cost])
             if done.empty:
                 st.info(f"No completed run records {C.AXES.get(cost, cost)}.")
                 continue
-            chart = C.pareto(view_df, cost, score, highlight=view.talk, height=ui.chart_height(340))
+            chart = C.pareto(view_df, cost, score, highlight=view.talk, height=ui.chart_height(340, classroom=330))
             sentence = F.pareto_sentence(view_df, cost, score) or "Only one completed run: no front to compare."
             extra = f" Time axis: {basis.why}" if cost == basis.column else ""
             big = f" Large dots: {S.arch_label(view.talk)} (*Talk about*)." if view.talk in set(done["arch"]) else ""

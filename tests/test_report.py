@@ -110,7 +110,7 @@ def test_deck_for_resnet18_has_every_slide_and_its_content(tmp_path, capsys):
     space = {r[0]: r[1] for r in recipe["tables"][0][1:]}
     assert space["lr"] == "0.01 to 0.3 (log scale)" and space["batch_size"] == "one of 64, 128"
     # The search: history and importances as images, and a sentence with the real best trial.
-    assert len(search["pictures"]) == 2 and "best 62.0% validation accuracy" in search["text"]
+    assert len(search["pictures"]) == 2 and "the best, 62.0% validation accuracy, came at trial 1" in search["text"]
     # Chart slides: an image wide enough for a projector and the computed caption beneath.
     df = S.runs_frame(load_results(results).runs)
     for slide, cost in ((size, "params"), (time_s, "cpu_seconds"), (flops, "flops")):

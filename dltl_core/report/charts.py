@@ -137,8 +137,9 @@ def time_to_accuracy(curves: pd.DataFrame, time_col: str = "elapsed", unit: str 
 def search_history(hist: pd.DataFrame, *, height: int = 300) -> alt.LayerChart:
     """Each trial's accuracy in order (coloured by state), and the best so far (green line)."""
     points = alt.Chart(hist).mark_circle(size=140).encode(
-        x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
+        x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".3~g")),
         color=alt.Color("state:N", title="state", scale=STATE_COLORS),
         tooltip=["trial", "state", alt.Tooltip("val_acc:Q", format=".1f")])
     best = alt.Chart(hist.dropna(subset=["best_so_far"])).mark_line(

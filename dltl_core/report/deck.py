@@ -208,24 +208,18 @@ def _search_slide(prs: Presentation, talk: Talk) -> None:
         return
     hist = talk.history[talk.history["study"] == talk.study_name]
     searched = sorted({S.arch_label(r.get("arch")) for r in talk.trials})
-    states = hist["state"].value_counts().to_dict()
-    best = hist["best_so_far"].max()
-    whose = "" if talk.label in searched else f"This search is of {', '.join(searched)}, not {talk.label}: "
-    summary = whose + (f"{len(hist)} trials ({', '.join(f'{n} {s}' for s, n in states.items())}); best "
-               f"{best:.1f}% validation accuracy." if pd.notna(best) else f"{len(hist)} trials, none completed.")
+    whose = "" if talk.label in searched else f"This search is of {', '.join(searched)}, not {talk.label}. "
+    summary = whose + (F.search_sentence(hist) or "")
     left_w = Inches(7.4) if talk.importances else WIDE - 2 * MARGIN
     _picture(slide, C.to_png(C.search_history(hist), width=640 if talk.importances else 1000, height=340),
              (MARGIN, BODY_TOP, left_w, Inches(4.6)))
     if talk.importances:
         _picture(slide, C.to_png(C.importances(talk.importances), width=380),
                  (Inches(8.1), BODY_TOP, Inches(4.7), Inches(4.6)))
-        imp = max(talk.importances, key=talk.importances.get)
-        summary += f" Optuna's importances: {imp} explains the most ({talk.importances[imp]:.0%})."
+        summary += " " + (F.importance_sentence(talk.importances) or "")
     else:
         summary += " " + talk.importance_note
-    _text(slide, [summary, "Green line: the best accuracy found so far; pruned trials stopped early because "
-                           "they trailed the median."], (MARGIN, Inches(6.0), WIDE - 2 * MARGIN, Inches(1.3)),
-          size=15)
+    _text(slide, [summary], (MARGIN, Inches(6.0), WIDE - 2 * MARGIN, Inches(1.3)), size=15)
 
 
 def _cost_slide(prs: Presentation, talk: Talk, cost: str, title: str, extra: str = "") -> None:
@@ -254,7 +248,7 @@ def _tta_slide(prs: Presentation, talk: Talk) -> None:
 def _reference_slide(prs: Presentation, talk: Talk) -> None:
     slide = _slide(prs, "Reference: kuangliu/pytorch-cifar beside ours")
     ref = S.reference_display(S.reference_table(talk.df)).drop(columns=["its test, TTA (%)"], errors="ignore")
-    _table(slide, ref, (MARGIN, BODY_TOP, WIDE - 2 * MARGIN, Inches(0.45) * (len(ref) + 1)), size=14)
+    _table(slide, ref, (MARGIN, BODY_TOP, WIDE - 2 * MARGIN, Inches(0.45) * (len(ref) + 1)), size=13)
     _text(slide, ["kuangliu/pytorch-cifar: width 1, 200 epochs on all 50,000 training images, accuracy on the "
                   "10,000 official test images. Ours: the budget in the table (— where a network has no completed "
                   "run or no test images were available)."],

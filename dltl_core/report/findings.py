@@ -196,11 +196,15 @@ def search_sentence(hist: pd.DataFrame) -> str | None:
     states = ", ".join(f"{n} {s}" for s, n in hist["state"].value_counts().items())
     done = hist[hist["state"] == "complete"].dropna(subset=["val_acc"])
     if done.empty:
-        return f"{len(hist)} trials ({states}); none completed, so there is no best configuration yet."
+        return f"{_trials(len(hist))} ({states}); none completed, so there is no best configuration yet."
     best = done.loc[done["val_acc"].idxmax()]
-    return (f"{len(hist)} trials ({states}); the best, {best['val_acc']:.1f}% validation accuracy, came at trial "
+    return (f"{_trials(len(hist))} ({states}); the best, {best['val_acc']:.1f}% validation accuracy, came at trial "
             f"{int(best['trial'])}. Green line: the best so far; pruned trials were stopped early because they "
             "trailed the median.")
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial{'' if n == 1 else 's'}"
 
 
 def importance_sentence(imp: dict[str, float]) -> str | None:
