@@ -81,7 +81,8 @@ class ResultsView:
                         help="Wall seconds include waiting for everything else the machine ran; CPU seconds "
                              "count the training process's own work (all its threads). Auto takes CPU seconds "
                              "when the study says its machine was shared, or when every run trained on a CPU.")
-    target: float = setting(0.0, label="Target accuracy (%), 0 = auto", lo=0.0, hi=100.0, step=1.0, widget="number", fmt="%.0f",
+    target: float = setting(0.0, label="Target accuracy (%), 0 = auto", lo=0.0, hi=100.0, step=1.0,
+                            widget="number", fmt="%.0f",
                             url="target", help="The accuracy of \"fastest to\" under the time-to-accuracy "
                                                "chart; 0 picks the highest one that every plotted run reaches.")
     talk: str = setting("resnet18", label="Talk about", choices=lambda: list(ARCHS), labels=arch_label,
