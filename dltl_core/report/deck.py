@@ -162,6 +162,10 @@ def _recipe_slide(prs: Presentation, talk: Talk) -> None:
         if name in RECIPES:
             lines.append(f"Recipe {name}: {RECIPES[name].about}")
     row = talk.chosen
+    if row is not None and row["recipe"] in RECIPES:
+        changed = _changed(RECIPES[row["recipe"]].config, row)
+        if changed:
+            lines.append(f"Changed from recipe {row['recipe']} for {row['label']}: {changed}.")
     if row is not None:
         lines.append(f"{row['label']}: {row['optimizer']} lr {row['lr']:g}, batch {int(row['batch_size'])}, "
                      f"{int(row['epochs'])} epochs, {row['schedule']} schedule, weight decay {row['weight_decay']:g}, "
@@ -173,9 +177,23 @@ def _recipe_slide(prs: Presentation, talk: Talk) -> None:
         _text(slide, ["No hyperparameter search in this study, so there is no search space to show."],
               (Inches(7.1), BODY_TOP, Inches(5.7), Inches(2)), size=16)
     else:
-        _text(slide, [f"Search space of study {talk.study_name} ({len(talk.trials)} trials):"],
+        n = len(talk.trials)
+        _text(slide, [f"Search space of study {talk.study_name} ({n} trial{'' if n == 1 else 's'}):"],
               (Inches(7.1), BODY_TOP, Inches(5.7), Inches(0.5)), size=15)
         _table(slide, space, (Inches(7.1), Inches(1.85), Inches(5.7), Inches(0.42) * (len(space) + 1)), size=13)
+
+
+def _changed(config: Any, row: pd.Series) -> str:
+    """The fields a run changed from its recipe (``epochs 8 → 5``), among those the runs table keeps."""
+    out = []
+    for name in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing"):
+        ours, theirs = row.get(name), getattr(config, name, None)
+        if ours is None or (isinstance(ours, float) and math.isnan(ours)) or theirs is None:
+            continue
+        same = math.isclose(float(ours), float(theirs)) if isinstance(theirs, (int, float)) else ours == theirs
+        if not same:
+            out.append(f"{name} {_cell(theirs)} → {_cell(ours)}")
+    return ", ".join(out)
 
 
 def _space(trials: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -266,7 +284,9 @@ def _conclusions_slide(prs: Presentation, talk: Talk) -> None:
     else:
         lines.append(f"{talk.label} has no completed run in this study (see the runs table: diverged, pruned "
                      "or failed), so it is not ranked.")
-    lines += list(talk.conclusions.values())
+    names = {"accuracy": "Accuracy", "time to accuracy": "Speed", "size": "Size (parameters)",
+             "training time": f"Training time ({talk.basis.unit})", "work (FLOPs)": "Work (FLOPs)"}
+    lines += [f"{names.get(topic, topic)} — {text}" for topic, text in talk.conclusions.items()]
     if talk.score_note:
         lines.append(talk.score_note)
     _text(slide, lines, (MARGIN, BODY_TOP, WIDE - 2 * MARGIN, Inches(6.0)), size=15)
