@@ -218,7 +218,7 @@ def load_results(path: str | Path) -> Results:
 COLUMNS = ["run_id", "kind", "arch", "width", "study", "trial", "recipe", "state", "val_acc", "best_val_acc",
            "test_acc", "test_acc_tta", "params", "flops", "wall_seconds", "cpu_seconds", "threads", "epochs_run",
            "epochs", "optimizer", "lr", "weight_decay", "schedule", "batch_size", "label_smoothing", "seed",
-           "n_train", "device", "host", "started_at"]
+           "n_train", "n_val", "n_test", "device", "host", "started_at"]
 
 
 def _pct(value: Any) -> float | None:
@@ -242,7 +242,8 @@ def runs_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "weight_decay": cfg.get("weight_decay"),
             "schedule": cfg.get("schedule"), "batch_size": cfg.get("batch_size"),
             "label_smoothing": cfg.get("label_smoothing"), "seed": r.get("seed"),
-            "n_train": data.get("n_train"), "device": r.get("device"), "host": r.get("host"),
+            "n_train": data.get("n_train"), "n_val": data.get("n_val"), "n_test": data.get("n_test"),
+            "device": r.get("device"), "host": r.get("host"),
             "started_at": r.get("started_at"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -253,18 +254,24 @@ def curves_table(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
     ``elapsed`` is the wall-clock seconds since the start of training at the end of the
     epoch (time-to-accuracy charts); older records without it sum the epochs' seconds.
+    ``cpu_elapsed`` is the CPU seconds of the training process by then: the epoch's own
+    figure when the history has one, else the run's CPU seconds apportioned over its epochs
+    in proportion to their wall time (records keep CPU time per run); None without CPU time.
     """
     rows = []
     for r in runs:
         elapsed = 0.0
+        cpu, wall = r.get("cpu_seconds"), r.get("wall_seconds")
+        ratio = cpu / wall if cpu and wall else None
         for h in r.get("history") or []:
             elapsed = h.get("elapsed") or (elapsed + (h.get("seconds") or 0.0))
+            cpu_elapsed = h.get("cpu_elapsed") or (None if ratio is None else elapsed * ratio)
             rows.append({"run_id": r.get("run_id"), "arch": r.get("arch"), "width": r.get("width"),
-                         "epoch": h.get("epoch"), "elapsed": elapsed, "train_loss": h.get("train_loss"),
-                         "val_loss": h.get("val_loss"), "train_acc": _pct(h.get("train_acc")),
-                         "val_acc": _pct(h.get("val_acc"))})
-    return pd.DataFrame(rows, columns=["run_id", "arch", "width", "epoch", "elapsed", "train_loss", "val_loss",
-                                       "train_acc", "val_acc"])
+                         "epoch": h.get("epoch"), "elapsed": elapsed, "cpu_elapsed": cpu_elapsed,
+                         "train_loss": h.get("train_loss"), "val_loss": h.get("val_loss"),
+                         "train_acc": _pct(h.get("train_acc")), "val_acc": _pct(h.get("val_acc"))})
+    return pd.DataFrame(rows, columns=["run_id", "arch", "width", "epoch", "elapsed", "cpu_elapsed", "train_loss",
+                                       "val_loss", "train_acc", "val_acc"])
 
 
 def pareto_front(df: pd.DataFrame, cost: str, score: str = "val_acc") -> pd.DataFrame:

@@ -466,12 +466,16 @@ def param_importances(records: Sequence[dict[str, Any]], study: str | None = Non
         frozen.append(optuna.trial.create_trial(params=params, distributions=dists, value=float(r["val_acc"])))
     if len(frozen) < 2:
         return {}
-    tmp = optuna.create_study(direction="maximize")
-    tmp.add_trials(frozen)
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" on stderr
     try:
+        tmp = optuna.create_study(direction="maximize")
+        tmp.add_trials(frozen)
         return dict(optuna.importance.get_param_importances(tmp))
     except (ValueError, RuntimeError):
         return {}
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def space_from_args(lr: str | None = None, weight_decay: str | None = None, optimizers: str | None = None,

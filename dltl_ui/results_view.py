@@ -1,15 +1,21 @@
-"""What the Results page reads and shows: its sources, its view settings, two tables and a chart.
+"""What the Results page reads and shows: its sources, its view settings, provenance and downloads.
 
 Visitors never type a path or a storage URL (a public server must not open files or
 databases a visitor names): the page offers the shipped study files and what the
 operator configured (``DLTL_RESULTS`` files, the ``DLTL_STORAGE`` Optuna study; see
-``dltl_core.paths.operator_storage``).
+``dltl_core.paths.operator_storage``). When a source cannot be read, the visitor sees one
+message that names neither a server path nor a storage URL; the detail goes to the log.
+The tables, findings and charts themselves live in ``dltl_core.report`` (no Streamlit), so
+the slide deck shows what the page shows.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import altair as alt
 import pandas as pd
@@ -19,13 +25,23 @@ from dltl_core import runs as R
 from dltl_core.archs import ARCHS
 from dltl_core.paths import operator_storage
 from dltl_core.recipes import RECIPES
+from dltl_core.report import charts as C
+from dltl_core.report.study import Provenance, arch_label
 from dltl_core.settings import check, setting
-from dltl_ui.layout import chart_height
+from dltl_ui.layout import is_classroom
+
+log = logging.getLogger("dltl")
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED = {"gpu": ASSETS / "results_gpu.json", "cpu": ASSETS / "results_cpu.json"}
 SCORES = {"val_acc": "validation", "test_acc": "test (official test set)",
           "test_acc_tta": "test, flip TTA"}
+TIMES = {"auto": "auto (CPU s on a shared or CPU machine)", "cpu_seconds": "CPU seconds",
+         "wall_seconds": "wall seconds"}
+
+
+class ResultsUnavailable(Exception):
+    """A source that cannot be read; ``str()`` is safe to show a visitor (no path, no URL)."""
 
 
 def _secrets() -> dict | None:
@@ -61,6 +77,16 @@ class ResultsView:
     score: str = setting("val_acc", label="Accuracy", choices=tuple(SCORES), labels=SCORES, url="score",
                          help="Validation accuracy chooses hyperparameters; test accuracy is measured once "
                               "after training on the official test images and never used to choose.")
+    time: str = setting("auto", label="Time axis", choices=tuple(TIMES), labels=TIMES, url="time",
+                        help="Wall seconds include waiting for everything else the machine ran; CPU seconds "
+                             "count the training process's own work (all its threads). Auto takes CPU seconds "
+                             "when the study says its machine was shared, or when every run trained on a CPU.")
+    target: float = setting(0.0, label="Target accuracy (%), 0 = auto", lo=0.0, hi=100.0, step=1.0,
+                            widget="number", fmt="%.0f",
+                            url="target", help="The accuracy of \"fastest to\" under the time-to-accuracy "
+                                               "chart; 0 picks the highest one that every plotted run reaches.")
+    talk: str = setting("resnet18", label="Talk about", choices=lambda: list(ARCHS), labels=arch_label,
+                        url="talk", help="The architecture the slide deck presents against the others.")
 
     def __post_init__(self) -> None:
         check(self)
@@ -70,9 +96,31 @@ def load(source: str) -> tuple[dict, list[dict]]:
     """Provenance and run records of a source key (see ``sources``).
 
     Raises:
-        ValueError: an unknown key, or a file that is not a DLTL results file.
-        FileNotFoundError: a configured file that is missing.
+        ResultsUnavailable: the source cannot be read; its message names no path or URL.
     """
+    try:
+        return _load(source)
+    except ValueError as err:
+        log.warning("results source %s: %s", source, err)
+        if "not a DLTL results file" in str(err):
+            raise ResultsUnavailable("this file is not a DLTL results file") from None
+        raise ResultsUnavailable("this source is not one the server offers") from None
+    except FileNotFoundError as err:
+        log.warning("results source %s: %s", source, err)
+        raise ResultsUnavailable("the server's results file is missing") from None
+    except Exception as err:  # noqa: BLE001 - a storage down raises anything; the visitor sees one line
+        log.warning("results source %s: %s", source, _scrub(str(err)))
+        what = "the operator's Optuna study cannot be reached" if source == "study" else \
+            "the server could not read this source"
+        raise ResultsUnavailable(f"{what} right now") from None
+
+
+def _scrub(text: str) -> str:
+    # Passwords never reach the log either.
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", text)
+
+
+def _load(source: str) -> tuple[dict, list[dict]]:
     if source in SHIPPED:
         return _read("file", str(SHIPPED[source]))
     op = operator_storage(_secrets())
@@ -94,33 +142,11 @@ def _read(kind: str, where: str) -> tuple[dict, list[dict]]:
     return res.provenance, res.runs
 
 
-def provenance_line(df: pd.DataFrame, records: list[dict], name: str) -> str:
-    """One paragraph: where the numbers come from (device, versions, recipes, epochs, images, dates)."""
-    devices = ", ".join(sorted(df["device"].dropna().unique())) or "unknown"
-    torch_v = ", ".join(sorted({(r.get("versions") or {}).get("torch", "?") for r in records}))
-    recipes = ", ".join(sorted(df["recipe"].dropna().unique())) or "none"
-    epochs = ", ".join(map(str, sorted(df["epochs"].dropna().astype(int).unique())))
-    n_train = ", ".join(f"{n:,}" for n in sorted(df["n_train"].dropna().astype(int).unique()))
-    dates = df["started_at"].dropna()
-    when = f"{dates.min()[:10]} to {dates.max()[:10]}" if len(dates) else "?"
-    return (f"**Source:** {name} · **{len(df)} runs** ({(df['kind'] == 'run').sum()} single runs, "
-            f"{(df['kind'] == 'trial').sum()} search trials)  \n**Device:** {devices} · **torch** {torch_v} · "
-            f"**recipe** {recipes} · **epochs** {epochs} · **training images** {n_train} · **dates** {when}")
-
-
-def reference_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per architecture: kuangliu's published test accuracy beside our best run (by validation accuracy).
-
-    Every figure of a row comes from that one run, so its accuracy, epochs and time belong together.
-    """
-    done = df[(df["state"] == "complete") & df["val_acc"].notna()]
-    best = done.loc[done.groupby("arch")["val_acc"].idxmax()].set_index("arch")
-    ours = best[["val_acc", "test_acc", "test_acc_tta", "epochs", "n_train", "wall_seconds"]].rename(columns={
-        "val_acc": "our best val (%)", "test_acc": "its test (%)", "test_acc_tta": "its test, TTA (%)",
-        "epochs": "its epochs", "n_train": "its training images", "wall_seconds": "its time (s)"})
-    ref = pd.DataFrame([{"arch": a, "architecture": i.label, "kuangliu test (%)": i.reference_acc}
-                        for a, i in ARCHS.items()]).set_index("arch")
-    return ref.join(ours, how="left").reset_index(drop=True)
+def provenance_markdown(p: Provenance, time_why: str) -> str:
+    """The provenance panel's paragraph: source, device, recipe, epochs, images, dates, versions, time axis."""
+    return (f"**Source:** {p.source} · **{p.runs}**  \n**Device:** {p.device} · **recipe** {p.recipe} · "
+            f"**epochs** {p.epochs} · **images** {p.images} · **dates** {p.dates}  \n**Versions:** {p.versions}"
+            f"  \n**Time axis:** {time_why}")
 
 
 def diverged(df: pd.DataFrame, records: list[dict]) -> list[str]:
@@ -130,14 +156,40 @@ def diverged(df: pd.DataFrame, records: list[dict]) -> list[str]:
             for row in df[df["state"] == "diverged"].itertuples()]
 
 
-def time_to_accuracy(curves: pd.DataFrame) -> alt.Chart:
-    """Validation accuracy against wall-clock training time, one line per run."""
-    return alt.Chart(curves).mark_line(point=True, strokeWidth=3).encode(
-        x=alt.X("elapsed:Q", title="training time (s, wall clock)"),
-        y=alt.Y("val_acc:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
-        color=alt.Color("label:N", title="run"),
-        tooltip=["label", "epoch", alt.Tooltip("elapsed:Q", format=".1f"), alt.Tooltip("val_acc:Q", format=".1f")],
-    ).properties(height=chart_height(340))
+def chart_downloads(chart: alt.TopLevelMixin, name: str, key: str) -> None:
+    """PNG and SVG buttons for one chart, rendered only when clicked (``vl-convert``, the slides' look).
+
+    Not in classroom mode: a projector shows charts, it does not download them.
+    """
+    if is_classroom():
+        return
+    row = st.container(horizontal=True)
+    row.download_button("PNG", _deferred(lambda: C.to_png(chart)), file_name=f"{name}.png", mime="image/png",
+                       key=f"{key}_png", on_click="ignore", icon=":material/download:")
+    row.download_button("SVG", _deferred(lambda: C.to_svg(chart).encode()), file_name=f"{name}.svg",
+                       mime="image/svg+xml", key=f"{key}_svg", on_click="ignore", icon=":material/download:")
+
+
+def _deferred(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    # Runs on the click, in its own thread: a failure becomes a short text file, never a traceback.
+    def run() -> bytes:
+        try:
+            return make()
+        except Exception as err:  # noqa: BLE001 - a download must not take the page down
+            log.error("chart export: %s", err)
+            return b""
+    return run
+
+
+@st.cache_data(show_spinner=False, ttl=600, max_entries=4)
+def deck_bytes(source: str, arch: str, score: str, time: str, target: float | None, run_ids: tuple[str, ...]) -> bytes:
+    """The talk about ``arch`` from a source's runs (those in ``run_ids``, the page's filters), cached."""
+    from dltl_core.report.deck import build_deck
+
+    prov, records = load(source)
+    keep = set(run_ids)
+    return build_deck(prov, [r for r in records if r.get("run_id") in keep], arch, source=sources().get(source, source),
+                      score=score, time=time, target=target)
 
 
 def recipe_panel(arch: str, width: float) -> None:
@@ -154,3 +206,37 @@ def recipe_panel(arch: str, width: float) -> None:
                 f"{', flip TTA' if recipe.tta else ''}.")
     st.code(f"python -m dltl_core search --fixed recipe={pick} --arch {arch} --widths {width:g} "
             "--data-dir DIR --results runs.json", language="bash")
+
+
+def talk_panel(view: ResultsView, view_df: pd.DataFrame, score: str) -> None:
+    """Make the deck about ``view.talk`` from the runs on screen, then offer it for download."""
+    present = list(dict.fromkeys(view_df["arch"].dropna()))
+    if view.talk not in present:
+        st.info(f"{arch_label(view.talk)} has no run among those shown; choose one of "
+                f"{', '.join(map(arch_label, present))} in *Talk about* above.")
+        return
+    st.markdown(f"A PowerPoint deck about **{arch_label(view.talk)}** against the other networks shown: the "
+                "architecture, the recipe and search space, the search, the charts above as images, the reference "
+                "table, the conclusions computed here and the provenance. It opens in PowerPoint, Keynote, Google "
+                "Slides and LibreOffice, and every slide can be edited.")
+    key = (view.source, view.talk, score, view.time, view.target or None, tuple(view_df["run_id"]))
+    if st.button("Make the slides", key="talk_make", icon=":material/slideshow:"):
+        with st.spinner("Drawing the charts and writing the slides…"):
+            st.session_state["_talk_deck"] = (key, deck_bytes(*key))
+    made = st.session_state.get("_talk_deck")
+    if made and made[0] == key:
+        st.download_button("Download the slides (.pptx)", made[1], file_name=f"talk_{view.talk}.pptx",
+                           mime="application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                           key="talk_pptx", on_click="ignore", icon=":material/download:")
+    st.caption(f"The same deck from a terminal: `python -m dltl_core report --results FILE --arch {view.talk} "
+               "--out talk.pptx` (FILE: your `search --results` file).")
+
+
+def runs_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as a visitor reads it: columns with no value at all (e.g. test accuracy of a
+    study without test images) left out, and a single run's study shown as "—" (numbers stay
+    numbers, so the columns sort)."""
+    kept = frame.drop(columns=["label"]).dropna(axis=1, how="all")
+    if "study" in kept:
+        kept["study"] = ["—" if pd.isna(v) else str(v) for v in kept["study"]]
+    return kept
