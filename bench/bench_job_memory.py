@@ -80,8 +80,7 @@ def transfer_cases() -> dict[str, tuple]:
 
 def arch_cases() -> dict[str, tuple]:
     cases: dict[str, tuple] = {}
-    for name, width in (("resnet18", 1.0), ("vgg16_bn", 1.0), ("densenet121", 1.0), ("densenet121", 2.0),
-                        ("resnet34", 2.0), ("preact_resnet18", 0.5)):
+    for name, width in (("resnet18", 1.0), ("vgg16_bn", 1.0), ("densenet121", 1.0), ("resnet34", 2.0)):
         cases[f"arch_{name}_w{width:g}_b16"] = (lj.measure_job, {"names": [name], "width": width,
                                                                  "batch_size": 16, "batches": 1}, 1, 280)
     return cases

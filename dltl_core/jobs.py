@@ -177,6 +177,7 @@ class _Job:
     seed: int
     seconds: float
     memory_mb: float
+    need_mb: float
     heartbeat_timeout: float | None
     alive: Callable[[], bool] | None
     status: JobStatus
@@ -318,7 +319,8 @@ class JobRunner:
     # -- public API ----------------------------------------------------------------
     def submit(self, fn: JobFn, config: Any, *, seed: int = 0, seconds: float | None = None,
                memory_mb: float | None = None, heartbeat_timeout: float | None = None,
-               alive: Callable[[], bool] | None = None, owner: str | None = None, label: str = "") -> int:
+               alive: Callable[[], bool] | None = None, owner: str | None = None, label: str = "",
+               need_mb: float | None = None) -> int:
         """Queue ``fn(config, report)``; return the job id at once.
 
         Args:
@@ -335,6 +337,9 @@ class JobRunner:
                 as it returns False (e.g. "is the visitor's websocket still connected").
             owner: who asks (e.g. a visitor's id); an owner has at most one unfinished job.
             label: what the job is, kept in its status (e.g. to name it to its owner).
+            need_mb: the least memory the job needs to start (default: ``memory_mb`` when given,
+                else the smallest useful job); at its start its cap is ``memory_mb`` or what is
+                free then, whichever is less, and never below ``need_mb``.
 
         Raises:
             ValueError: ``fn`` is not an importable top-level function.
@@ -349,11 +354,13 @@ class JobRunner:
             mine = self.unfinished(owner)
             if mine is not None:
                 raise Busy(mine)
-            cap = float(memory_mb or self.memory_mb or mem.job_cap_mb(self.budget(), self.max_jobs))
+            stated = memory_mb or self.memory_mb
+            cap = float(stated or mem.job_cap_mb(self.budget(), self.max_jobs))
+            need = float(need_mb or (stated or min(cap, mem.SMALLEST_JOB_MB)))
             job_id = next(self._ids)
             self._jobs[job_id] = _Job(job_id, fn, config, int(seed), float(seconds or self.seconds),
-                                      cap, heartbeat_timeout, alive, JobStatus(job_id, QUEUED, cap_mb=cap, label=label),
-                                      owner=owner)
+                                      max(cap, need), need, heartbeat_timeout, alive,
+                                      JobStatus(job_id, QUEUED, cap_mb=max(cap, need), label=label), owner=owner)
             self._waiting.append(job_id)
             self._ensure_supervisor()
             self._start_waiting()
@@ -468,15 +475,19 @@ class JobRunner:
         while self._waiting and len(self._running) < self.max_jobs:
             job = self._jobs[self._waiting[0]]
             budget = self.budget()
-            if job.memory_mb > budget.free:
-                if job.memory_mb <= budget.for_jobs and self._running:
+            if job.need_mb > budget.free:
+                if job.need_mb <= budget.for_jobs and self._running:
                     # It fits once a running job ends: it waits at the head of the queue.
                     job.status = replace(job.status, waiting_for_memory=True)
                     return
                 self._waiting.popleft()
-                self._finish(job, FAILED, error=f"the job needs up to {mem.gb(job.memory_mb)}; this server "
+                self._finish(job, FAILED, error=f"the job needs about {mem.gb(job.need_mb)}; this server "
                                                 f"has {mem.gb(budget.free)} free")
                 continue
+            # The cap is what it asked for, or what is free now, whichever is less (never below its
+            # need): the server and the running jobs keep the rest of the budget.
+            job.memory_mb = max(job.need_mb, min(job.memory_mb, budget.free))
+            job.status = replace(job.status, cap_mb=job.memory_mb)
             self._start(self._jobs[self._waiting.popleft()])
 
     def _start(self, job: _Job) -> None:

@@ -64,7 +64,7 @@ def visitor_id() -> str:
         cookie = st.context.cookies.get(_VISITOR_COOKIE)
     except Exception:  # noqa: BLE001 - no request context (AppTest, bare mode)
         cookie = None
-    if cookie:
+    if isinstance(cookie, str) and cookie:
         # Tornado's v2 XSRF cookie "2|mask|masked-token|time": the token part is what is stable.
         return "c:" + hashlib.sha256(cookie.encode()).hexdigest()[:16]
     try:
@@ -185,6 +185,7 @@ def _submit(key: str, runner, fn: JobFn, config: Any, ckey: str, *, seed: int, l
             st.warning(why, icon="🧠")
             return None
         limits.setdefault("memory_mb", memory_cap(need_mb))
+        limits.setdefault("need_mb", need_mb)
     try:
         job_id = runner.submit(fn, config, seed=seed, heartbeat_timeout=heartbeat_timeout,
                                alive=session_alive(), owner=visitor_id(), label=label, **limits)

@@ -33,6 +33,7 @@ AUTO_EXTRACT = 32
 TSNE_AUTO = 300
 TSNE_SECONDS_PER_PHOTO = 36 / 2000  # measured: 2,000 photos in 36 s on 2 cores
 IMAGE_SIZES = (224, 192, 160, 128, 96)  # the image-size choices, largest first
+ACTIONS = {"finetune": "Fine-tuning", "scratch": "Training from scratch"}  # how messages name a mode
 
 
 class _NotCached(Exception):
@@ -227,7 +228,7 @@ def plan(cfg: TransferConfig, fs: FeatureSet) -> Plan:
     """
     n, size = len(fs.files), int(cfg.image_size or 224)
     cap, limit = mem.job_cap_mb(get_runner().budget()), get_runner().seconds
-    label = tc.MODE_LABELS[cfg.mode]
+    label = ACTIONS[cfg.mode]
 
     def fits(s: int) -> tuple[bool, float, float | None]:
         need = _need(cfg, n, s)

@@ -176,7 +176,7 @@ def test_a_job_that_cannot_fit_fails_at_once_without_a_process(runner, monkeypat
     job = runner.submit(sleep_job, {}, memory_mb=2000)
     snap = runner.status(job)
     assert snap.state == jobs.FAILED and snap.pid is None
-    assert "needs up to 2.0 GB" in snap.error and "free" in snap.error
+    assert "needs about 2.0 GB" in snap.error and "free" in snap.error
     monkeypatch.delenv(mem.MEMORY_ENV)
 
 
@@ -291,8 +291,7 @@ def test_scratch_is_shrunk_or_refused_by_the_budget(monkeypatch, birds_dir):
     at.run()
     assert any("Training from scratch at 224 px needs about" in w.value and "Choose fewer" in w.value
                for w in at.warning)
-    assert at.button(key="tl_run_sc").disabled
-    at.button(key="tl_run_sc").click().run()
+    assert at.button(key="tl_run_sc").disabled  # a browser cannot click it: nothing can be submitted
     assert "_dltl_job::tl_scratch" not in at.session_state
 
 
