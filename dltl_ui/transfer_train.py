@@ -21,8 +21,8 @@ from dltl_ui import jobs as jobs_ui
 from dltl_ui import transfer_charts as tc
 
 # The page's default photos (the first 10 species of the default folder, 40 photos each): one
-# configuration shared by every visitor, extracted once per server and then read from the disk
-# cache, so it may start without a click.
+# set shared by every visitor, extracted once per server and then read from the disk cache, so it
+# (or any part of it, e.g. k=3) may start without a click.
 DEFAULT_K, DEFAULT_CAP = 10, 40
 # Any other selection extracts at most this many new photos in the server without a click (a
 # few seconds); more (a link such as k=10&cap=35 or k=50&cap=200) waits for a click showing
@@ -135,14 +135,19 @@ def _duration(seconds: float) -> str:
 
 
 def is_shared_default(base: TransferConfig) -> bool:
-    """Whether ``base`` selects the page's default photos (see ``DEFAULT_K``)."""
+    """Whether ``base`` selects the page's default photos or a part of them (see ``DEFAULT_K``):
+    features are cached per species, so these never extract more than the default's 400 photos."""
     default = birds.default_birds_dir()
     try:
         same_folder = default is not None and Path(base.data).resolve() == Path(default).expanduser().resolve()
     except (OSError, RuntimeError):
         return False
-    return (same_folder and base.species == str(DEFAULT_K) and base.max_per_species == DEFAULT_CAP
-            and base.backbone == bk.DEFAULT_BACKBONE)
+    if not (same_folder and base.max_per_species == DEFAULT_CAP and base.backbone == bk.DEFAULT_BACKBONE):
+        return False
+    if base.species.isdigit():
+        return int(base.species) <= DEFAULT_K
+    first = set(species_in(base.data)[0][:DEFAULT_K])
+    return all(name in first for name in base.species.split(","))
 
 
 def features_step(base: TransferConfig, backbone: bk.Backbone) -> FeatureSet | None:
