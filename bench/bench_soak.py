@@ -346,6 +346,7 @@ def main() -> None:
            "seconds": round(time.monotonic() - t0, 1), "load_avg": os.getloadavg(),
            "cores": os.cpu_count(), "memory": sampler.report(), "visitors": visitors,
            "server_tracebacks": server_log.count("Traceback"),
+           "first_traceback": server_log[server_log.find("Traceback"):][:2500] if "Traceback" in server_log else None,
            "server_killed_jobs": len(re.findall(r"out of memory", server_log)),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "how": "bench/bench_soak.py: real server, DLTL_MEMORY_MB, 6 visitors in headless Chromium; server RSS "
