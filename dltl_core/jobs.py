@@ -5,12 +5,20 @@ process cannot be stopped mid-step, shares torch's global random generator with
 every other visitor and can exhaust the server's memory. Here each heavy piece
 of work runs in its own process (``multiprocessing`` with the *spawn* context):
 
-* at most ``DLTL_MAX_JOBS`` jobs run at once (default 1 on a 1-2 core machine,
-  else 2); the others wait in a first-come queue whose position can be read;
-* each job gets a time limit (``DLTL_JOB_SECONDS``, default 600) and a memory
-  cap (``DLTL_JOB_MEMORY_MB``, default 3000: address space the job may add after
-  its imports, enforced with ``RLIMIT_AS`` in the child, plus a resident-memory
-  check by the parent where ``RLIMIT_AS`` cannot be used, e.g. with CUDA);
+* at most ``DLTL_MAX_JOBS`` jobs run at once (default from ``dltl_core.budget``: 1 on
+  a 1-2 core machine, else 2, fewer when the memory holds fewer); the others wait in a
+  first-come queue whose position can be read;
+* one unfinished (queued or running) job per ``owner`` (a visitor): a second
+  ``submit`` raises ``Busy`` naming the first;
+* each job gets a time limit (``DLTL_JOB_SECONDS``, default 600) and a memory cap
+  (``DLTL_JOB_MEMORY_MB``, else derived from the machine's memory budget). The cap
+  counts the job's whole private memory, its imports included: ``RLIMIT_AS`` in the
+  child lets it add no more address space than the cap minus what its imports hold,
+  and the parent ends a job whose private memory (``RssAnon + RssShmem``) passes the
+  cap (the only check where ``RLIMIT_AS`` cannot be used, e.g. with CUDA);
+* a job starts only when its cap fits into the budget's free memory (the server's own
+  memory and the running jobs' caps counted); until then it waits in the queue, and one
+  that cannot fit even alone fails at once with the figures;
 * cancel terminates the process (SIGTERM, then SIGKILL after 2 s);
 * a job whose owner stopped sending heartbeats (a closed browser tab) is
   cancelled after ``heartbeat_timeout`` seconds;
@@ -48,6 +56,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from dltl_core import budget as mem
+
 log = logging.getLogger(__name__)
 
 ReportFn = Callable[..., None]  # report(phase: str, done: int, total: int, payload: dict | None = None)
@@ -58,19 +68,51 @@ FINISHED = (DONE, FAILED, CANCELLED)
 _ALL_RUNNERS: "weakref.WeakSet[JobRunner]" = weakref.WeakSet()
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 _TICK = 0.05  # supervisor period (seconds)
+OUT_OF_MEMORY = "the job ran out of memory (choose a smaller setting)"
 
 
 def _env_number(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return value if value > 0 else default
+    value = mem.env_number(name)
+    return default if value is None else value
 
 
 def default_max_jobs() -> int:
-    """``DLTL_MAX_JOBS``, else 1 on machines with at most 2 cores, else 2."""
-    return int(_env_number("DLTL_MAX_JOBS", 1 if (os.cpu_count() or 1) <= 2 else 2))
+    """``DLTL_MAX_JOBS``, else derived from the cores and the memory budget (``budget.max_jobs``)."""
+    return mem.max_jobs()
+
+
+def declare_need(estimate: Callable[[Any], float]) -> Callable[[JobFn], JobFn]:
+    """Decorator: a job function states its memory need, ``estimate(config)`` in MB (imports
+    included; see ``dltl_core.needs``), so a page can refuse it before it starts."""
+
+    def mark(fn: JobFn) -> JobFn:
+        fn.memory_need = estimate  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def memory_need(fn: JobFn, config: Any) -> float | None:
+    """The memory ``fn(config)`` declared it needs (``declare_need``), or None."""
+    estimate = getattr(fn, "memory_need", None)
+    if estimate is None:
+        return None
+    try:
+        return float(estimate(config))
+    except Exception:  # noqa: BLE001 - a bad estimate must not block the page; the cap still holds
+        log.exception("memory need of %s", getattr(fn, "__qualname__", fn))
+        return None
+
+
+class Busy(RuntimeError):
+    """``submit`` refused: this owner already has a queued or running job.
+
+    Attributes:
+        job_id: the owner's unfinished job.
+    """
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} of this visitor is still queued or running")
+        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -89,6 +131,12 @@ class JobStatus:
             began), or None.
         pid: the job's process id once started (None before).
         seconds: seconds since the job started (0 while queued).
+        cap_mb: the job's memory cap (its imports included), reserved in the budget while it runs.
+        memory_mb: the job's private memory now (0 while queued or after it ended).
+        peak_mb: the most private memory the job held, as sampled by the runner.
+        peak_rss_mb: the most resident memory (shared libraries included) the job's process held.
+        waiting_for_memory: queued at the head of the queue until running jobs release memory.
+        label: what the job is, as its submitter named it ("Training from scratch").
     """
 
     id: int
@@ -103,6 +151,12 @@ class JobStatus:
     eta: float | None = None
     pid: int | None = None
     seconds: float = 0.0
+    cap_mb: float = 0.0
+    memory_mb: float = 0.0
+    peak_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    waiting_for_memory: bool = False
+    label: str = ""
 
     @property
     def finished(self) -> bool:
@@ -123,6 +177,7 @@ class _Job:
     seed: int
     seconds: float
     memory_mb: float
+    need_mb: float
     heartbeat_timeout: float | None
     alive: Callable[[], bool] | None
     status: JobStatus
@@ -131,23 +186,14 @@ class _Job:
     started: float = 0.0
     phase_started: float = 0.0
     phase_done0: int = 0  # ``done`` at the phase's first report: the rate counts from there
+    owner: str | None = None
     process: Any = None
     inbox: Any = None  # the reading end of the job's pipe
-    base_rss: int = 0
     ended: float = 0.0
     forgotten: bool = False
 
 
 # ----------------------------------------------------------------------------- the child process
-
-def _rss_bytes(pid: int | str = "self") -> int:
-    """Resident memory of a process (Linux ``/proc``), 0 where unknown."""
-    try:
-        with open(f"/proc/{pid}/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
 
 def _vm_bytes() -> int:
     try:
@@ -158,7 +204,8 @@ def _vm_bytes() -> int:
 
 
 def _cap_address_space(memory_mb: float) -> bool:
-    """Limit this process's address space to its current size + ``memory_mb``; False if unsupported.
+    """Limit this process's address space to its current size + ``memory_mb`` (the part of the
+    cap its imports do not hold yet); False if unsupported.
 
     CUDA reserves terabytes of virtual address space, so with CUDA the parent's
     resident-memory check is the cap instead.
@@ -175,7 +222,7 @@ def _cap_address_space(memory_mb: float) -> bool:
     if base == 0:
         return False
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = base + int(memory_mb * 2**20)
+    limit = base + int(max(memory_mb, 16) * 2**20)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
@@ -200,7 +247,7 @@ def _watch_parent(parent: int) -> None:
 def _error_message(err: BaseException) -> str:
     text = str(err)
     if isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
-        return "the job ran out of memory (raise DLTL_JOB_MEMORY_MB or choose a smaller setting)"
+        return OUT_OF_MEMORY
     first = text.strip().splitlines()[0] if text.strip() else ""
     if first and isinstance(err, (ValueError, RuntimeError, OSError)):
         return first  # the core's own errors are written for the reader
@@ -216,8 +263,9 @@ def _child_main(fn: JobFn, config: Any, seed: int, memory_mb: float, threads: in
     from dltl_core.device import seed_everything
 
     torch.set_num_threads(max(1, threads))  # jobs side by side share the cores fairly
-    inbox.send(("start", _rss_bytes()))
-    _cap_address_space(memory_mb)
+    inbox.send(("start",))
+    # The cap counts the imports: what they hold now is taken off what may still be added.
+    _cap_address_space(memory_mb - mem.process_memory().private)
     seed_everything(seed)
 
     def report(phase: str, done: int, total: int, payload: dict | None = None) -> None:
@@ -247,7 +295,8 @@ class JobRunner:
     Args:
         max_jobs: jobs running at once (default ``default_max_jobs()``).
         seconds: default time limit per job (``DLTL_JOB_SECONDS``, default 600).
-        memory_mb: default memory cap per job (``DLTL_JOB_MEMORY_MB``, default 3000).
+        memory_mb: default memory cap per job, imports included (default: ``DLTL_JOB_MEMORY_MB``,
+            else ``budget.job_cap_mb()`` when the job is submitted).
         keep_seconds: how long a finished job's outcome stays readable (default 900).
     """
 
@@ -255,7 +304,7 @@ class JobRunner:
                  memory_mb: float | None = None, keep_seconds: float = 900.0) -> None:
         self.max_jobs = max(1, int(max_jobs or default_max_jobs()))
         self.seconds = float(seconds or _env_number("DLTL_JOB_SECONDS", 600))
-        self.memory_mb = float(memory_mb or _env_number("DLTL_JOB_MEMORY_MB", 3000))
+        self.memory_mb = float(memory_mb) if memory_mb else None
         self.keep_seconds = keep_seconds
         self._ctx = mp.get_context("spawn")
         self._lock = threading.RLock()
@@ -270,7 +319,8 @@ class JobRunner:
     # -- public API ----------------------------------------------------------------
     def submit(self, fn: JobFn, config: Any, *, seed: int = 0, seconds: float | None = None,
                memory_mb: float | None = None, heartbeat_timeout: float | None = None,
-               alive: Callable[[], bool] | None = None) -> int:
+               alive: Callable[[], bool] | None = None, owner: str | None = None, label: str = "",
+               need_mb: float | None = None) -> int:
         """Queue ``fn(config, report)``; return the job id at once.
 
         Args:
@@ -279,14 +329,21 @@ class JobRunner:
             seed: seeds Python, NumPy and torch in the job's process before ``fn`` runs.
             seconds: time limit from the start of its process, start-up included (default:
                 the runner's).
-            memory_mb: memory cap (default: the runner's).
+            memory_mb: memory cap, imports included (default: the runner's, else the budget's
+                ``job_cap_mb``); reserved in the budget while the job runs.
             heartbeat_timeout: cancel the job when ``poll``/``heartbeat`` was not called
                 for this many seconds (a closed tab); None = never.
             alive: called by the runner about once per tick; the job is cancelled as soon
                 as it returns False (e.g. "is the visitor's websocket still connected").
+            owner: who asks (e.g. a visitor's id); an owner has at most one unfinished job.
+            label: what the job is, kept in its status (e.g. to name it to its owner).
+            need_mb: the least memory the job needs to start (default: ``memory_mb`` when given,
+                else the smallest useful job); at its start its cap is ``memory_mb`` or what is
+                free then, whichever is less, and never below ``need_mb``.
 
         Raises:
             ValueError: ``fn`` is not an importable top-level function.
+            Busy: ``owner`` already has a queued or running job.
         """
         name = getattr(fn, "__qualname__", "")
         if not callable(fn) or "<" in name or getattr(fn, "__module__", "__main__") == "__main__":
@@ -294,10 +351,16 @@ class JobRunner:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job runner is shut down")
+            mine = self.unfinished(owner)
+            if mine is not None:
+                raise Busy(mine)
+            stated = memory_mb or self.memory_mb
+            cap = float(stated or mem.job_cap_mb(self.budget(), self.max_jobs))
+            need = float(need_mb or (stated or min(cap, mem.SMALLEST_JOB_MB)))
             job_id = next(self._ids)
             self._jobs[job_id] = _Job(job_id, fn, config, int(seed), float(seconds or self.seconds),
-                                      float(memory_mb or self.memory_mb), heartbeat_timeout,
-                                      alive, JobStatus(job_id, QUEUED))
+                                      max(cap, need), need, heartbeat_timeout, alive,
+                                      JobStatus(job_id, QUEUED, cap_mb=max(cap, need), label=label), owner=owner)
             self._waiting.append(job_id)
             self._ensure_supervisor()
             self._start_waiting()
@@ -357,6 +420,22 @@ class JobRunner:
         with self._lock:
             return self._waiting.index(job_id) + 1 if job_id in self._waiting else 0
 
+    def unfinished(self, owner: str | None) -> int | None:
+        """The id of ``owner``'s queued or running job, or None (always None for no owner)."""
+        if owner is None:
+            return None
+        with self._lock:
+            for job in self._jobs.values():
+                if job.owner == owner and not job.status.finished:
+                    return job.id
+        return None
+
+    def budget(self) -> mem.Budget:
+        """The memory budget now, the running jobs' caps reserved."""
+        with self._lock:
+            held = sum(self._jobs[i].memory_mb for i in self._running)
+        return mem.current(jobs_mb=held)
+
     def load(self) -> tuple[int, int]:
         """(jobs running, jobs waiting)."""
         with self._lock:
@@ -394,6 +473,21 @@ class JobRunner:
 
     def _start_waiting(self) -> None:
         while self._waiting and len(self._running) < self.max_jobs:
+            job = self._jobs[self._waiting[0]]
+            budget = self.budget()
+            if job.need_mb > budget.free:
+                if job.need_mb <= budget.for_jobs and self._running:
+                    # It fits once a running job ends: it waits at the head of the queue.
+                    job.status = replace(job.status, waiting_for_memory=True)
+                    return
+                self._waiting.popleft()
+                self._finish(job, FAILED, error=f"the job needs about {mem.gb(job.need_mb)}; this server "
+                                                f"has {mem.gb(budget.free)} free")
+                continue
+            # The cap is what it asked for, or what is free now, whichever is less (never below its
+            # need): the server and the running jobs keep the rest of the budget.
+            job.memory_mb = max(job.need_mb, min(job.memory_mb, budget.free))
+            job.status = replace(job.status, cap_mb=job.memory_mb)
             self._start(self._jobs[self._waiting.popleft()])
 
     def _start(self, job: _Job) -> None:
@@ -416,12 +510,13 @@ class JobRunner:
             child_end.close()  # the child holds its own copy now
         self._running.append(job.id)
         job.status = replace(job.status, state=RUNNING, position=0, pid=job.process.pid,
-                             phase="starting", done=0, total=0)
+                             phase="starting", done=0, total=0, waiting_for_memory=False)
 
     def _finish(self, job: _Job, state: str, *, result: Any = None, error: str | None = None) -> None:
         if not job.status.finished:
             job.ended = time.monotonic()
-            job.status = replace(job.status, state=state, result=result, error=error, position=0)
+            job.status = replace(job.status, state=state, result=result, error=error, position=0,
+                                 memory_mb=0.0, waiting_for_memory=False)
 
     def _stop_process(self, job: _Job) -> None:
         """Terminate, then kill after a grace period, in a helper thread (callers never block)."""
@@ -456,7 +551,7 @@ class JobRunner:
         if job.status.finished:
             return
         if kind == "start":
-            job.base_rss = int(msg[1])
+            pass  # the process is up; its memory is sampled by ``_check``
         elif kind == "progress":
             _, phase, done, total, payload = msg
             # A new count (another total, or counting again from below) restarts the ETA's rate;
@@ -484,12 +579,20 @@ class JobRunner:
         elif (job.heartbeat_timeout is not None and now - job.beat > job.heartbeat_timeout) \
                 or not _is_alive(job):
             reason = (CANCELLED, "cancelled: the page that started it was closed")
-        elif job.base_rss and _rss_bytes(job.process.pid) > job.base_rss + job.memory_mb * 2**20:
-            reason = (FAILED, "the job ran out of memory (raise DLTL_JOB_MEMORY_MB or choose a "
-                              "smaller setting)")
+        elif self._sample(job) > job.memory_mb:
+            reason = (FAILED, f"the job ran out of memory: it used more than its {mem.gb(job.memory_mb)} "
+                              "(choose a smaller setting)")
         if reason is not None:
             self._finish(job, reason[0], error=reason[1])
             self._stop_process(job)
+
+    def _sample(self, job: _Job) -> float:
+        """Read the job's memory (private and resident), keep the peaks; return the private MB."""
+        now = mem.process_memory(job.process.pid)
+        snap = job.status
+        job.status = replace(snap, memory_mb=now.private, peak_mb=max(snap.peak_mb, now.private),
+                             peak_rss_mb=max(snap.peak_rss_mb, now.rss, now.peak_rss))
+        return now.private
 
     def _reap(self, job: _Job) -> bool:
         """Handle a dead process; True when the job can leave the running list."""

@@ -18,6 +18,12 @@ submits. A job whose tab was closed is cancelled: at once when Streamlit reports
 the visitor's session disconnected, else after ``heartbeat_timeout`` seconds
 without a refresh.
 
+A visitor has one queued or running job at a time, across all their tabs (keyed by
+the browser's Streamlit cookie, else the session): a second start names the job
+already running and offers to stop it. An action that states its memory need
+(``need_mb``) and cannot fit into the server's budget is not offered (``offer``) and
+never submitted; the job's memory cap is its need plus a margin.
+
 Example (in a page)::
 
     from dltl_ui import jobs as jobs_ui
@@ -32,15 +38,60 @@ Example (in a page)::
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 import streamlit as st
 
+from dltl_core import budget as mem
 from dltl_core.cache import config_key
-from dltl_core.jobs import JobFn, JobStatus, get_runner
+from dltl_core.jobs import Busy, JobFn, JobStatus, get_runner, memory_need
 
 _STATE = "_dltl_job::"
 HEARTBEAT_SECONDS = 120.0  # browsers slow down timers of hidden tabs to about once a minute
+# Streamlit's XSRF cookie: one per browser, the same in all its tabs (set by the server).
+_VISITOR_COOKIE = "_streamlit_xsrf"
+
+
+def visitor_id() -> str:
+    """Who this visitor is, for "one job per visitor": a hash of the browser's Streamlit
+    cookie (the same in every tab), else this session's id. Never shown to anyone.
+
+    A visitor who clears cookies becomes a new visitor; the runner's queue and memory budget
+    still bound everything a crowd of such visitors can start.
+    """
+    try:
+        cookie = st.context.cookies.get(_VISITOR_COOKIE)
+    except Exception:  # noqa: BLE001 - no request context (AppTest, bare mode)
+        cookie = None
+    if isinstance(cookie, str) and cookie:
+        # Tornado's v2 XSRF cookie "2|mask|masked-token|time": the token part is what is stable.
+        return "c:" + hashlib.sha256(cookie.encode()).hexdigest()[:16]
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx()
+    except ImportError:
+        ctx = None
+    return "s:" + (ctx.session_id if ctx is not None else "bare")
+
+
+def memory_cap(need_mb: float) -> float:
+    """The cap given to a job that declared ``need_mb``: its need plus a margin for what one
+    measurement does not show (another photo size, allocator slack), within one job's cap."""
+    return min(max(need_mb * 1.25, need_mb + 150.0), max(need_mb, mem.job_cap_mb(get_runner().budget())))
+
+
+def refusal(label: str, need_mb: float) -> str | None:
+    """Why ``label`` (which needs about ``need_mb``) cannot run on this server, or None."""
+    return mem.refusal(label, need_mb, get_runner().budget())
+
+
+def offer(label: str, need_mb: float) -> bool:
+    """Whether to offer an action that needs about ``need_mb``; if not, say why (one line)."""
+    why = refusal(label, need_mb)
+    if why is not None:
+        st.warning(why + " Choose a smaller setting, or use the command line.", icon="🧠")
+    return why is None
 
 
 def session_alive() -> Callable[[], bool] | None:
@@ -77,7 +128,8 @@ def progress_text(snap: JobStatus, label: str) -> str:
 
 def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, label: str = "Working",
               on_partial: Callable[[tuple[dict, ...]], None] | None = None, refresh: float = 0.5,
-              heartbeat_timeout: float = HEARTBEAT_SECONDS, **limits: float) -> JobStatus | None:
+              heartbeat_timeout: float = HEARTBEAT_SECONDS, need_mb: float | None = None,
+              **limits: float) -> JobStatus | None:
     """Draw (and on ``start`` submit) one job; return its final status for this config.
 
     Args:
@@ -93,6 +145,9 @@ def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, l
             draw a live learning curve); it draws inside the refreshing fragment.
         refresh: seconds between refreshes while the job is queued or running.
         heartbeat_timeout: cancel when the page stopped refreshing for this long.
+        need_mb: the job's memory need (``dltl_core.needs``; default: what ``fn`` declares with
+            ``dltl_core.jobs.declare_need``): a start that cannot fit is refused with the
+            figures, else the job's cap is ``memory_cap(need_mb)``.
         **limits: ``seconds=`` and ``memory_mb=`` override the runner's limits.
 
     Returns:
@@ -109,16 +164,61 @@ def job_panel(key: str, fn: JobFn, config: Any, *, start: bool, seed: int = 0, l
         runner.forget(entry["id"])  # new settings: the old run is not wanted any more
         entry = None
     if start:
-        job_id = runner.submit(fn, config, seed=seed, heartbeat_timeout=heartbeat_timeout,
-                               alive=session_alive(), **limits)
-        entry = {"id": job_id, "ckey": ckey, "final": None}
-        st.session_state[_STATE + key] = entry
+        need_mb = memory_need(fn, config) if need_mb is None else need_mb
+        entry = _submit(key, runner, fn, config, ckey, seed=seed, label=label, need_mb=need_mb,
+                        heartbeat_timeout=heartbeat_timeout, **limits) or entry
+    _busy_note(key)
     if entry is None or entry["ckey"] != ckey:
         return None
     if entry["final"] is not None:
         return entry["final"]
     _live(key, entry, label, on_partial, refresh)
     return entry["final"]
+
+
+def _submit(key: str, runner, fn: JobFn, config: Any, ckey: str, *, seed: int, label: str,
+            need_mb: float | None, heartbeat_timeout: float, **limits: float) -> dict | None:
+    """Submit on a click: refused (with a message) when it cannot fit or the visitor has a job."""
+    if need_mb is not None:
+        why = refusal(label, need_mb)
+        if why is not None:
+            st.warning(why, icon="🧠")
+            return None
+        limits.setdefault("memory_mb", memory_cap(need_mb))
+        limits.setdefault("need_mb", need_mb)
+    try:
+        job_id = runner.submit(fn, config, seed=seed, heartbeat_timeout=heartbeat_timeout,
+                               alive=session_alive(), owner=visitor_id(), label=label, **limits)
+    except Busy as busy:
+        st.session_state[_STATE + key + "__busy"] = busy.job_id  # shown until that job ends
+        return None
+    st.session_state.pop(_STATE + key + "__busy", None)
+    entry = {"id": job_id, "ckey": ckey, "final": None}
+    st.session_state[_STATE + key] = entry
+    return entry
+
+
+def _busy_note(key: str) -> None:
+    """After a refused start: name the visitor's other job and offer to stop it, until it ends."""
+    job_id = st.session_state.get(_STATE + key + "__busy")
+    if job_id is None:
+        return
+    runner = get_runner()
+    try:
+        other = runner.status(job_id)
+    except KeyError:
+        other = None
+    if other is None or other.finished:
+        st.session_state.pop(_STATE + key + "__busy", None)
+        return
+    where = f"position {other.position} in the queue" if other.state == "queued" else \
+        f"running, {other.phase or 'starting'}"
+    st.warning(f"**{other.label or 'Another job'} is already {where}** (started by you, here or in another "
+               "tab). One job per visitor at a time: wait for it to finish, or stop it and start this one.",
+               icon="⏳")
+    if st.button("Stop my other job", key=f"{key}__stop_other", icon=":material/stop_circle:"):
+        runner.cancel(job_id, "stopped")
+        st.rerun()
 
 
 def is_running(key: str) -> bool:
@@ -148,6 +248,8 @@ def _live(key: str, entry: dict, label: str, on_partial: Callable[[tuple[dict, .
             return
         if not snap.finished:
             st.progress(snap.fraction, text=progress_text(snap, label))
+            if snap.waiting_for_memory:
+                st.caption("Waiting until a running job frees memory.")
             if on_partial is not None and snap.payloads:
                 on_partial(snap.payloads)
             if st.button("Stop", key=f"{key}__stop", icon=":material/stop_circle:",

@@ -4,21 +4,36 @@ click), the linear head, and fine-tuning / from scratch as jobs of the bounded j
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import streamlit as st
 
 from dltl_core import backbones as bk
 from dltl_core import birds
+from dltl_core import budget as mem
+from dltl_core import needs
 from dltl_core.features import FeatureSet, measured_rate, uncached_photos
 from dltl_core.transfer import (DEFAULT_UNFREEZE, TransferConfig, TransferResult, ensure_features, features_job,
                                 run_transfer, stage_names, transfer_job)
+from dltl_core.jobs import get_runner
 from dltl_ui import jobs as jobs_ui
 from dltl_ui import transfer_charts as tc
 
-# Photos whose features may be extracted without a click (the default 10 species x 40 photos);
-# more (e.g. a link with k=50&cap=200) waits for the visitor's click and runs as a job.
-AUTO_EXTRACT = 400
+# The page's default photos (the first 10 species of the default folder, 40 photos each): one
+# set shared by every visitor, extracted once per server and then read from the disk cache, so it
+# (or any part of it, e.g. k=3) may start without a click.
+DEFAULT_K, DEFAULT_CAP = 10, 40
+# Any other selection extracts at most this many new photos in the server without a click (a
+# few seconds); more (a link such as k=10&cap=35 or k=50&cap=200) waits for a click showing
+# the expected time, and runs as a job (its own process, Stop, memory budget).
+AUTO_EXTRACT = 32
+# t-SNE in the server for at most this many photos (about 4 s on 2 cores); on more (2,000
+# photos took 36 s) it waits for a click and runs as a job with a Stop button.
+TSNE_AUTO = 300
+TSNE_SECONDS_PER_PHOTO = 36 / 2000  # measured: 2,000 photos in 36 s on 2 cores
+IMAGE_SIZES = (224, 192, 160, 128, 96)  # the image-size choices, largest first
+ACTIONS = {"finetune": "Fine-tuning", "scratch": "Training from scratch"}  # how messages name a mode
 
 
 class _NotCached(Exception):
@@ -66,6 +81,32 @@ def cached_image_result(config: TransferConfig) -> TransferResult | None:
         return None
 
 
+def linear_step(cfg: TransferConfig, n_photos: int) -> tuple[TransferResult, str]:
+    """The linear probe and the name of its map (``PCA`` / ``t-SNE``).
+
+    t-SNE on more than ``TSNE_AUTO`` photos runs only on a click, as a job (expected time,
+    progress, Stop); until it is done the map shows PCA and says so.
+    """
+    if cfg.feature_map != "tsne" or n_photos <= TSNE_AUTO:
+        return linear_result(cfg), "t-SNE" if cfg.feature_map == "tsne" else "PCA"
+    done = cached_image_result(cfg)  # a finished t-SNE job of this exact config, from any visitor
+    if done is not None:
+        return done, "t-SNE"
+    est = _duration(n_photos * TSNE_SECONDS_PER_PHOTO)
+    st.info(f"t-SNE on {n_photos} photos takes {est} here: it runs as a job you can stop, on a click. "
+            "Until then the feature map shows PCA.")
+    need = needs.transfer("linear", n_photos)
+    clicked = jobs_ui.offer("The t-SNE map", need) and st.button(f"▶ Compute the t-SNE map ({est})", key="tl_tsne")
+    final = jobs_ui.job_panel("tl_tsne", transfer_job, cfg, start=clicked, seed=cfg.seed, label="t-SNE map",
+                              need_mb=need)
+    if final is not None and final.state == "done" and final.result is not None:
+        _image_result(cfg, _computed=final.result)
+        return final.result, "t-SNE"
+    if final is not None and final.error and final.error != "stopped":
+        st.warning(f"The t-SNE map did not finish: {final.error}.")
+    return linear_result(replace(cfg, feature_map="pca")), "PCA"
+
+
 def backbone_picker(url) -> str:
     """The backbone select box; the model hub is asked only when the visitor clicks."""
     probe = bool(st.session_state.get("tl_hub_checked"))
@@ -93,18 +134,38 @@ def _duration(seconds: float) -> str:
     return f"about {math.ceil(seconds)} s" if seconds < 90 else f"about {math.ceil(seconds / 60)} min"
 
 
+def is_shared_default(base: TransferConfig) -> bool:
+    """Whether ``base`` selects the page's default photos or a part of them (see ``DEFAULT_K``):
+    features are cached per species, so these never extract more than the default's 400 photos."""
+    default = birds.default_birds_dir()
+    try:
+        same_folder = default is not None and Path(base.data).resolve() == Path(default).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+    if not (same_folder and base.max_per_species == DEFAULT_CAP and base.backbone == bk.DEFAULT_BACKBONE):
+        return False
+    if base.species.isdigit():
+        return int(base.species) <= DEFAULT_K
+    first = set(species_in(base.data)[0][:DEFAULT_K])
+    return all(name in first for name in base.species.split(","))
+
+
 def features_step(base: TransferConfig, backbone: bk.Backbone) -> FeatureSet | None:
-    """Cached features of the chosen photos: at once when few are missing, else after a click (job)."""
+    """Cached features of the chosen photos: at once when few are missing (or the page's shared
+    default), else after a click, as a job."""
     photos = birds.load_birds(base.data, base.species, base.max_per_species)
     missing = uncached_photos(backbone, photos.files, photos.labels)
-    if missing > AUTO_EXTRACT:
+    if missing > AUTO_EXTRACT and not is_shared_default(base):
         rate = measured_rate()
         est = f" ({_duration(missing / rate)} on this server)" if rate else ""
         st.info(f"**{missing} photos need their features extracted first**{est}. Heavy work starts "
                 "only when you click; every later run reads the features from the cache.")
-        clicked = st.button("▶ Extract the features", key="tl_extract")
+        need = needs.extraction(missing)
+        clicked = jobs_ui.offer("Extracting the features", need) and \
+            st.button("▶ Extract the features" + (f" ({_duration(missing / rate)})" if rate else ""),
+                      key="tl_extract")
         final = jobs_ui.job_panel("tl_extract", features_job, base, start=clicked, seed=base.seed,
-                                  label="Extracting features")
+                                  label="Extracting features", need_mb=need)
         if final is not None and final.error:
             st.warning(f"The extraction did not finish: {final.error}.")
         return None
@@ -117,9 +178,10 @@ def features_step(base: TransferConfig, backbone: bk.Backbone) -> FeatureSet | N
     return fs
 
 
-def _times(fs: FeatureSet, epochs: int, size: int) -> dict[str, str]:
-    """Expected time of each fine-tuning way here, from the extraction rate this server measured
-    (in this process, else when these photos' features were first extracted).
+def _seconds(fs: FeatureSet, epochs: int, size: int) -> dict[str, float] | None:
+    """Expected seconds of each fine-tuning way here (``cached``, ``full``; from scratch costs
+    what ``full`` does), from the extraction rate this server measured (in this process, else
+    when these photos' features were first extracted); None when no rate is known.
 
     End to end: ~3 forward passes per training photo per epoch (forward + backward) plus one for
     validation. Cached: one frozen pass (when not cached yet) plus ~0.1 of a forward per photo per
@@ -128,11 +190,72 @@ def _times(fs: FeatureSet, epochs: int, size: int) -> dict[str, str]:
     n_photos = len(fs.files)
     rate = measured_rate() or (n_photos / fs.cost_seconds if fs.cost_seconds > 0 else None)
     if not rate:
-        return {"cached": "time unknown", "full": "time unknown: many minutes on a CPU"}
+        return None
     scale = (size / 224) ** 2
-    full = n_photos * (0.8 * 3 + 0.2) / rate * scale * epochs + n_photos / rate
-    cached = n_photos / rate * scale * (1 + 0.1 * epochs) + 5
-    return {"cached": "at most " + _duration(cached) + " here", "full": _duration(full) + " here"}
+    return {"full": n_photos * (0.8 * 3 + 0.2) / rate * scale * epochs + n_photos / rate,
+            "cached": n_photos / rate * scale * (1 + 0.1 * epochs) + 5}
+
+
+def _times(fs: FeatureSet, epochs: int, size: int) -> dict[str, str]:
+    """``_seconds`` as the labels of the fine-tuning choice."""
+    secs = _seconds(fs, epochs, size)
+    if secs is None:
+        return {"cached": "time unknown", "full": "time unknown: many minutes on a CPU"}
+    return {"cached": "at most " + _duration(secs["cached"]) + " here", "full": _duration(secs["full"]) + " here"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one image mode runs on this server.
+
+    Attributes:
+        config: what runs (perhaps at a smaller image size than chosen); None = refused.
+        need_mb: its memory need.
+        note: what was changed to fit, or why it is refused ("" when it runs as chosen).
+    """
+
+    config: TransferConfig | None
+    need_mb: float
+    note: str = ""
+
+
+def _need(cfg: TransferConfig, n_photos: int, size: int) -> float:
+    batch = cfg.train_config(max(1, n_photos)).batch_size
+    return needs.transfer(cfg.mode, n_photos, size, batch, cached=cfg.uses_cached_activations)
+
+
+def plan(cfg: TransferConfig, fs: FeatureSet) -> Plan:
+    """Fit a fine-tuning / scratch run to this server's memory and job time limit.
+
+    A run that fits runs as chosen. An end-to-end one (scratch, fine-tuning on the photos) that
+    does not runs at the largest smaller image size that fits both, and says so; one that fits
+    at no size is refused with its figures.
+    """
+    n, size = len(fs.files), int(cfg.image_size or 224)
+    cap, limit = mem.job_cap_mb(get_runner().budget()), get_runner().seconds
+    label = ACTIONS[cfg.mode]
+
+    def fits(s: int) -> tuple[bool, float, float | None]:
+        need = _need(cfg, n, s)
+        secs = _seconds(fs, int(cfg.epochs or 1), s)
+        way = "cached" if cfg.uses_cached_activations else "full"
+        t = None if secs is None else secs[way]
+        return need <= cap and (t is None or t <= 0.9 * limit), need, t
+
+    ok, need, secs = fits(size)
+    if ok:
+        return Plan(cfg, need)
+    what = f"{label} at {size} px needs about {mem.gb(need)}" + (f" and {_duration(secs)}" if secs else "")
+    server = f"this server has {mem.gb(cap)} for a job and stops a job after {_duration(limit)}"
+    if not cfg.uses_cached_activations:
+        for smaller in (s for s in IMAGE_SIZES if s < size):
+            ok2, need2, secs2 = fits(smaller)
+            if ok2:
+                t = f", {_duration(secs2)}" if secs2 else ""
+                return Plan(replace(cfg, image_size=smaller), need2,
+                            f"{what}; {server}. It runs at **{smaller} px** instead (about {mem.gb(need2)}{t}).")
+    return Plan(None, need, f"{what}; {server}. Choose fewer photos, species or epochs, or use the "
+                            "command line.")
 
 
 def _explain_stages(backbone: bk.Backbone, way: str, unfreeze: int) -> None:
@@ -186,20 +309,51 @@ def _live_curve(mode: str):
     return draw
 
 
-def image_modes(cfgs: dict[str, TransferConfig]) -> tuple[dict[str, TransferResult], dict[str, list[dict]]]:
-    """Buttons and job panels of the image modes: (finished results, stopped runs' epoch rows)."""
+def _plans(cfgs: dict[str, TransferConfig], fs: FeatureSet) -> dict[str, Plan]:
+    """Each mode's plan; a mode whose job runs keeps the config it was started with (the budget
+    moves with the server's memory, and a new plan would cancel the run)."""
+    out = {}
+    for mode, cfg in cfgs.items():
+        started = st.session_state.get(f"tl_planned_{mode}")  # (chosen config, its plan)
+        if jobs_ui.is_running(f"tl_{mode}") and started is not None and started[0] == cfg:
+            out[mode] = started[1]
+        else:
+            out[mode] = plan(cfg, fs)
+    return out
+
+
+def image_modes(cfgs: dict[str, TransferConfig], fs: FeatureSet
+                ) -> tuple[dict[str, TransferResult], dict[str, list[dict]]]:
+    """Buttons and job panels of the image modes: (finished results, stopped runs' epoch rows).
+
+    Each mode is first fitted to the server (``plan``): run as chosen, run smaller (said
+    above the buttons), or refused (its button disabled, the figures said).
+    """
+    plans = _plans(cfgs, fs)
+    for p in plans.values():
+        if p.note:
+            (st.info if p.config is not None else st.warning)(p.note, icon="🧠")
     b1, b2 = st.columns(2)
-    clicks = {"finetune": b1.button("▶ Fine-tune", key="tl_run_ft", width="stretch"),
-              "scratch": b2.button("▶ Train from scratch", key="tl_run_sc", width="stretch")}
+    clicks = {"finetune": b1.button("▶ Fine-tune", key="tl_run_ft", width="stretch",
+                                    disabled=plans["finetune"].config is None,
+                                    help=f"Needs about {mem.gb(plans['finetune'].need_mb)} of memory."),
+              "scratch": b2.button("▶ Train from scratch", key="tl_run_sc", width="stretch",
+                                   disabled=plans["scratch"].config is None,
+                                   help=f"Needs about {mem.gb(plans['scratch'].need_mb)} of memory.")}
     results: dict[str, TransferResult] = {}
     stopped: dict[str, list[dict]] = {}
-    for mode, cfg in cfgs.items():
+    for mode, p in plans.items():
+        chosen, cfg = cfgs[mode], p.config
+        if cfg is None:
+            continue
         done = cached_image_result(cfg)
         if done is not None and not jobs_ui.is_running(f"tl_{mode}"):
             results[mode] = done
             continue
+        if clicks[mode]:
+            st.session_state[f"tl_planned_{mode}"] = (chosen, p)
         final = jobs_ui.job_panel(f"tl_{mode}", transfer_job, cfg, start=clicks[mode], seed=cfg.seed,
-                                  label=tc.MODE_LABELS[mode], on_partial=_live_curve(mode))
+                                  label=tc.MODE_LABELS[mode], on_partial=_live_curve(mode), need_mb=p.need_mb)
         if final is None:
             continue
         if final.state == "done" and final.result is not None:

@@ -64,7 +64,7 @@ with c1:
         hi = min(len(available), 50)
         if hi > 2:
             k = st.slider("Number of species (first k, alphabetically)", 2, hi,
-                          url.int("k", min(10, hi), 2, hi), key="tl_k")
+                          url.int("k", min(tt.DEFAULT_K, hi), 2, hi), key="tl_k")
         else:
             k = 2
             st.markdown("Both species of the folder.")
@@ -73,7 +73,7 @@ with c1:
         chosen = st.multiselect("Species", available, default=available[: min(5, len(available))],
                                 format_func=birds.pretty_name, key="tl_names")
 with c2:
-    cap = st.slider("Photos per species (at most)", 5, 200, url.int("cap", 40, 5, 200), step=5, key="tl_cap",
+    cap = st.slider("Photos per species (at most)", 5, 200, url.int("cap", tt.DEFAULT_CAP, 5, 200), step=5, key="tl_cap",
                     help="Fewer photos: faster, and a harder problem.")
     seed = st.number_input("Seed (split and initialisation)", 0, 9999, url.int("seed", 0, 0, 9999), key="tl_seed")
 with c3:
@@ -116,7 +116,7 @@ if len(fs.files) == 0:
 else:
     with ui.guard("the linear head"):
         try:
-            linear = tt.linear_result(lin_cfg)
+            linear, fmap_method = tt.linear_step(lin_cfg, len(fs.files))
         except (ValueError, FileNotFoundError) as err:
             st.warning(str(err))
 if linear is None:
@@ -128,7 +128,7 @@ cfgs = tt.image_settings(base, backbone, fs, lin_cfg.feature_map)
 results: dict[str, TransferResult] = {"linear": linear}
 stopped: dict[str, list[dict]] = {}
 with ui.guard("fine-tuning and from scratch"):
-    done, stopped = tt.image_modes(cfgs)
+    done, stopped = tt.image_modes(cfgs, fs)
     results.update(done)
 
 # ----------------------------------------------------------------------------- summary + results

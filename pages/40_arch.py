@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core import profile
+from dltl_core import budget as mem
+from dltl_core import needs, profile
 from dltl_core.lessons import jobs as lj
 from dltl_ui import arch_charts as charts
 from dltl_ui import jobs as jobs_ui
@@ -76,13 +77,16 @@ with ui.guard("the architecture summary"):
 
     show_speed(prof)
     if prof["train_images_per_second"] is None:
-        # In a worker process: progress with ETA, a Stop button, and only on a click.
-        clicked = ui.heavy_button("Measure throughput on this machine", "measure",
-                                  lj.expected_seconds_measure(s["flops"]), ask_s=lj.ASK_SECONDS,
-                                  refuse_s=lj.REFUSE_SECONDS, help="Trains a few batches of random images with "
-                                  "the core's fit loop; the figure is cached for everyone.")
+        # In a worker process: progress with ETA, a Stop button, and only on a click; only
+        # offered when its memory need fits into the server's budget.
+        need = needs.arch_measure(name, width, 16)
+        clicked = jobs_ui.offer(f"Measuring {d['label']} at width {width:g}", need) and ui.heavy_button(
+            "Measure throughput on this machine", "measure", lj.expected_seconds_measure(s["flops"]),
+            ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS, help="Trains a few batches of random images "
+            f"with the core's fit loop (about {mem.gb(need)} of memory); the figure is cached for everyone.")
         final = jobs_ui.job_panel("arch_measure", lj.measure_job, {"names": [name], "width": width,
-                                  "batch_size": 16, "batches": 1}, start=clicked, label=f"Timing {d['label']}")
+                                  "batch_size": 16, "batches": 1}, start=clicked, label=f"Timing {d['label']}",
+                                  need_mb=need)
         if final is not None and final.error:
             st.warning(final.error)
         elif final is not None:
@@ -122,6 +126,14 @@ with ui.guard("the comparison"):
     table["train img/s"] = [_speed(p["train_images_per_second"]) for p in speeds]
     table["infer img/s"] = [_speed(p["infer_images_per_second"]) for p in speeds]
     missing = [n for n, p in zip(table["name"], speeds) if p["train_images_per_second"] is None]
+    # Only the networks whose measurement fits into the server's memory are offered.
+    cap = mem.job_cap_mb(jobs_ui.get_runner().budget())
+    too_big = [n for n in missing if needs.arch_measure(n, width, 16) > cap]
+    if too_big:
+        labels = ", ".join(table.set_index("name").loc[too_big, "label"])
+        st.caption(f"Not measured here: {labels} at width {width:g} need more than the {mem.gb(cap)} "
+                   "this server has for a job.")
+    missing = [n for n in missing if n not in too_big]
     if missing:
         expected = sum(lj.expected_seconds_measure(float(f)) for n, f in zip(table["name"], table["flops"])
                        if n in missing)
@@ -129,7 +141,8 @@ with ui.guard("the comparison"):
                                   ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
                                   help="A few training batches each, in a worker process you can stop.")
         final = jobs_ui.job_panel("arch_measure_all", lj.measure_job, {"names": missing, "width": width},
-                                  start=clicked, label="Measuring")
+                                  start=clicked, label="Measuring",
+                                  need_mb=max(needs.arch_measure(n, width, 16) for n in missing))
         if final is not None and not final.error:
             measured.clear()
             st.rerun()

@@ -174,8 +174,8 @@ def test_queue_limit_position_and_stop_ends_the_process(runner):
 @pytest.mark.slow
 def test_time_limit_memory_cap_and_errors_are_clear_messages(runner):
     timed = runner.submit(sleep_job, {}, seconds=8)
-    hog = runner.submit(alloc_job, {"mb": 4000}, memory_mb=300)
-    small = runner.submit(alloc_job, {"mb": 50}, memory_mb=300)
+    hog = runner.submit(alloc_job, {"mb": 4000}, memory_mb=700)
+    small = runner.submit(alloc_job, {"mb": 50}, memory_mb=700)
     bad = runner.submit(raise_job, {})
     snaps = {name: runner.wait(i, 90) for name, i in
              (("timed", timed), ("hog", hog), ("small", small), ("bad", bad))}

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from dltl_core import needs
+from dltl_core.jobs import declare_need
+
 Report = Callable[[str, int, int, "dict | None"], None]
 
 # Rough costs on a 2-core laptop CPU (measured with an idle machine; a busy one is slower).
@@ -20,6 +23,7 @@ ASK_SECONDS = 20.0  # above this a page asks before starting
 REFUSE_SECONDS = 600.0  # above this a page refuses and names the expected time
 
 
+@declare_need(lambda config: needs.layers())
 def layers_job(config: dict[str, Any], report: Report) -> Any:
     """``compare_layers(epochs, seed)`` with a report after every epoch of every model."""
     from dltl_core.lessons.layers import compare_layers
@@ -33,6 +37,14 @@ def expected_seconds_layers(epochs: int) -> float:
     return 1.0 + LAYERS_SECONDS_PER_EPOCH * int(epochs)
 
 
+def _overfit_need(config: Any) -> float:
+    """Memory of ``overfit_job``: the MLP's weights (AdamW's copies) and one batch."""
+    digits = config.data == "digits"
+    return needs.mlp(64 if digits else 2, int(config.depth), int(config.width), 10 if digits else 2,
+                     int(config.train_size), int(config.batch_size))
+
+
+@declare_need(_overfit_need)
 def overfit_job(config: Any, report: Report) -> Any:
     """``run_overfit(config)`` with each finished epoch's record as a payload (live curves)."""
     from dltl_core.lessons.overfit import run_overfit
@@ -62,6 +74,8 @@ def expected_seconds_overfit(config: Any) -> float:
     return 0.3 + int(config.epochs) * per_epoch
 
 
+@declare_need(lambda config: max(needs.arch_measure(n, float(config["width"]), int(config.get("batch_size", 16)))
+                                for n in config["names"]))
 def measure_job(config: dict[str, Any], report: Report) -> list[dict]:
     """Training and inference throughput of each ``config["names"]`` at ``config["width"]``."""
     from dltl_core.profile import profile_arch
