@@ -5,20 +5,19 @@ values that are each fine alone can ask for tens of GB together; the kernel's OO
 killer then ends the process with no message. ``check_fits`` refuses such a request up
 front with one sentence naming the need and what the machine has.
 
-The free memory is the smaller of the container's limit (cgroup v2 ``memory.max`` minus
-``memory.current``) and the kernel's ``MemAvailable``; ``DLTL_MEMORY_MB`` caps it (an
-operator's setting, e.g. on a shared machine).
+The free memory is the smaller of the kernel's ``MemAvailable`` and the machine's limit as
+``dltl_core.budget`` reads it (cgroup, ``MemTotal``, or the operator's ``DLTL_MEMORY_MB``).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
+
+from dltl_core import budget as machine
 
 FLOAT_BYTES = 4  # float32 weights and activations
 # Training keeps per weight: the weight, its gradient and Adam's two moments.
@@ -27,44 +26,22 @@ TRAIN_COPIES = 4
 # back live one layer at a time.
 ACTIVATION_COPIES = 1
 USABLE_SHARE = 0.8  # leave room for the interpreter, the data and the allocator's slack
-MEMORY_ENV = "DLTL_MEMORY_MB"
-_CGROUP = Path("/sys/fs/cgroup")
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().split()[0]
-    except (OSError, IndexError):
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _meminfo_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def available_bytes() -> int:
-    """Memory this process may still take: container limit, kernel estimate, operator cap."""
-    found: list[int] = []
-    limit, used = _read_int(_CGROUP / "memory.max"), _read_int(_CGROUP / "memory.current")
-    if limit is not None and used is not None:
-        found.append(max(0, limit - used))
-    avail = _meminfo_available()
-    if avail is not None:
-        found.append(avail)
-    cap = os.environ.get(MEMORY_ENV, "").strip()
-    try:
-        if cap and float(cap) > 0:
-            found.append(int(float(cap) * 1e6))  # MB as gigabytes() prints them
-    except ValueError:
-        pass  # a malformed cap is ignored rather than refusing every model
-    return min(found) if found else 2**62
+    """Memory this process may still take: the kernel's estimate, within the machine's limit.
+
+    The limit is read by ``dltl_core.budget`` (the one place that reads cgroups, ``/proc/meminfo``
+    and ``DLTL_MEMORY_MB``): a stated ``DLTL_MEMORY_MB`` caps the free memory outright; a cgroup
+    limit counts what this process already holds privately.
+    """
+    found: list[float] = []
+    avail = machine.meminfo_mb().get("MemAvailable")
+    if avail:
+        found.append(avail * machine.MB)
+    limit_mb, source = machine.machine_limit()
+    if math.isfinite(limit_mb):
+        own = 0.0 if source == machine.MEMORY_ENV else machine.process_memory().private
+        found.append(max(0.0, limit_mb - own) * machine.MB)
+    return int(min(found)) if found else 2**62
 
 
 def free_bytes_on(device: torch.device | str) -> int:
