@@ -96,12 +96,25 @@ def validate(config: RangeTestConfig) -> None:
 
 
 def suggest_lr(lr: np.ndarray, smooth: np.ndarray) -> float | None:
-    """η at the steepest descent of the smoothed loss against log η, before its minimum."""
-    end = int(np.argmin(smooth)) + 1
-    if end < 3:
+    """η at the steepest descent of the smoothed loss against log η, before its minimum.
+
+    The slope is a central difference on the whole curve (``np.gradient``), and only the
+    points strictly inside ``(first point, minimum)`` compete: at the minimum itself, or at
+    the end of a truncated curve, the difference is one-sided and would report the last
+    fall into the minimum as the steepest point, so the marker would sit on the lowest loss.
+
+    Args:
+        lr: (k,) learning rate of each batch, increasing.
+        smooth: (k,) smoothed loss of each batch.
+
+    Returns:
+        The suggested η, or None when the loss never fell before its minimum.
+    """
+    lowest = int(np.argmin(smooth))
+    if lowest < 2:
         return None
-    slope = np.gradient(smooth[:end], np.log10(lr[:end]))
-    k = int(np.argmin(slope))
+    slope = np.gradient(smooth, np.log10(lr))
+    k = 1 + int(np.argmin(slope[1:lowest]))
     return float(lr[k]) if slope[k] < 0 else None
 
 

@@ -7,12 +7,13 @@ page ask before (or refuse) work that would take minutes.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 Report = Callable[[str, int, int, "dict | None"], None]
 
 # Rough costs on a 2-core laptop CPU (measured with an idle machine; a busy one is slower).
-LAYERS_SECONDS_PER_EPOCH = 0.35  # the four models of compare_layers together
+JOB_START_SECONDS = 2.0  # a spawned worker imports torch before its first step
 CPU_FLOPS_PER_SECOND = 1.5e10  # what measure_throughput's small batches reach on such a CPU
 STEP_SECONDS = 4e-4  # one optimizer step of a small MLP: Python and kernel-launch overhead
 MLP_FLOPS_PER_SECOND = 1.5e10  # dense matrix products of the MLP lessons
@@ -24,13 +25,61 @@ def layers_job(config: dict[str, Any], report: Report) -> Any:
     """``compare_layers(epochs, seed)`` with a report after every epoch of every model."""
     from dltl_core.lessons.layers import compare_layers
 
-    return compare_layers(epochs=int(config["epochs"]), seed=int(config["seed"]),
+    return compare_layers(epochs=int(config["epochs"]), seed=int(config["seed"]), seeds=int(config.get("seeds", 1)),
                           progress=lambda done, total, label: report(f"training {label}", done, total, None))
 
 
-def expected_seconds_layers(epochs: int) -> float:
-    """About how long ``layers_job`` takes for ``epochs`` epochs."""
-    return 1.0 + LAYERS_SECONDS_PER_EPOCH * int(epochs)
+def expected_seconds_layers(epochs: int, seeds: int = 1) -> float:
+    """About how long ``layers_job`` takes: one probe epoch of each network and one L-BFGS fit,
+    timed on this machine, scaled to the budget and corrected by the record of earlier runs
+    (``dltl_core.calibration``, kind ``"layers"``)."""
+    from dltl_core import calibration
+
+    return calibration.estimate("layers", predicted_seconds_layers(epochs, seeds))
+
+
+def predicted_seconds_layers(epochs: int, seeds: int = 1) -> float:
+    """The uncorrected prediction behind ``expected_seconds_layers`` (what a run is judged against)."""
+    epoch_s, linear_s = _layers_probe()
+    return JOB_START_SECONDS + int(seeds) * (int(epochs) * epoch_s + linear_s)
+
+
+PROBE_STEPS = 4  # timed optimizer steps per network in the probe (after one warm-up step)
+
+
+@functools.lru_cache(maxsize=1)
+def _layers_probe() -> tuple[float, float]:
+    """Seconds of one epoch of the three networks together (from a few timed steps each) and of
+    the L-BFGS linear map, measured once per process on this machine."""
+    import math
+    import time
+
+    import torch
+    from torch import nn
+
+    from dltl_core.data import load_digits, split_tensors
+    from dltl_core.lessons.layers import compare_layers_specs, fit_linear_map
+    from dltl_core.models import create_model
+    from dltl_core.train.fit import cpu_threads_for
+
+    train, _ = split_tensors(*load_digits(), 0.2, seed=0)
+    batch, steps_per_epoch = 64, math.ceil(len(train[1]) / 64)  # compare_layers' TrainConfig batch size
+    x, y = train[0][:batch], train[1][:batch]
+    epoch_s = 0.0
+    for _, _, name, kw in compare_layers_specs():
+        model = create_model(name, seed=0, **kw)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        with cpu_threads_for(model, x=x):
+            for k in range(PROBE_STEPS + 1):
+                if k == 1:
+                    t0 = time.perf_counter()
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+            epoch_s += (time.perf_counter() - t0) / PROBE_STEPS * steps_per_epoch
+    t1 = time.perf_counter()
+    fit_linear_map(train, 0)
+    return epoch_s, time.perf_counter() - t1
 
 
 def overfit_job(config: Any, report: Report) -> Any:
@@ -82,4 +131,4 @@ def expected_seconds_measure(flops_per_image: float, count: int = 1, batch_size:
 
 
 __all__ = ["ASK_SECONDS", "REFUSE_SECONDS", "expected_seconds_layers", "expected_seconds_measure",
-           "expected_seconds_overfit", "layers_job", "measure_job", "overfit_job"]
+           "expected_seconds_overfit", "layers_job", "predicted_seconds_layers", "measure_job", "overfit_job"]
