@@ -167,3 +167,107 @@ def test_layers_estimate_is_measured_here_and_scales_with_the_budget():
     assert epoch_s > 0 and linear_s > 0
     one, three = jobs.predicted_seconds_layers(10, 1), jobs.predicted_seconds_layers(10, 3)
     assert three - jobs.JOB_START_SECONDS == pytest.approx(3 * (one - jobs.JOB_START_SECONDS))
+
+
+# --- /gd: each preset's sentence holds for the runs it draws ---
+
+def _preset_runs(preset: str) -> tuple[list, object]:
+    from dltl_core.descend import DescentConfig, descend
+    from dltl_core.surfaces import create_surface
+    from dltl_ui.gd_state import OFF, PRESETS, SLOTS, hyper_defaults
+
+    p = PRESETS[preset][1]
+    runs = []
+    for i in range(SLOTS):
+        s = "" if i == 0 else f"_{i + 1}"
+        name = p.get("opt" + s)
+        if name in (None, OFF):
+            continue
+        defaults = hyper_defaults(name)
+        hyper = {h: p.get(h + s, defaults[h]) for h in OPTIMIZERS[name].hyper}
+        runs.append(descend(DescentConfig(surface=p["surface"], optimizer=name, lr=p["lr" + s], hyper=hyper,
+                                          steps=p["steps"], start=(p["x0"], p["y0"]), noise=p.get("noise", 0.0),
+                                          condition=p.get("cond", 10.0))))
+    return runs, create_surface(p["surface"], p.get("cond", 10.0))
+
+
+def _steps_to(run, surface, gap: float = 1e-2) -> float:
+    below = np.flatnonzero(run.loss - surface.f_min < gap)
+    return float(below[0]) if len(below) else math.inf
+
+
+def _nearest_minimum(run, surface) -> int:
+    return int(np.linalg.norm(np.asarray(surface.minima) - run.trajectory[-1], axis=1).argmin())
+
+
+def test_gd_preset_momentum_overshoots():
+    (sgd, m9, m99), bowl = _preset_runs("Momentum overshoots")
+    assert _steps_to(m9, bowl) < _steps_to(sgd, bowl)  # 0.9 is faster than plain SGD
+    assert m99.trajectory[:, 0].max() > 2.0  # 0.99 rolls far past the minimum at x = 0 ...
+    assert np.sign(np.diff(m99.trajectory[:, 0])).tolist().count(-1) > 20  # ... and comes back
+
+
+def test_gd_preset_adam_on_rosenbrock():
+    (sgd, adam_small, adam_big, momentum), surface = _preset_runs("Adam on Rosenbrock")
+    for run in (sgd, adam_small, adam_big, momentum):
+        assert run.loss[30] < 0.5 * run.loss[0]  # everyone drops to the valley floor (loss ~ (1 - x)²) at once
+    assert min(sgd.loss[-1], adam_small.loss[-1]) - surface.f_min > 1  # still far along the floor
+    assert max(adam_big.loss[-1], momentum.loss[-1]) - surface.f_min < 1e-2
+
+
+def test_gd_preset_escaping_a_saddle():
+    (sgd, momentum, rmsprop, adam), _ = _preset_runs("Escaping a saddle")
+    lingers = [int((np.abs(r.trajectory[:, 1]) < 0.1).sum()) for r in (sgd, momentum, adam)]
+    assert lingers[0] > 2 * max(lingers[1:])  # plain SGD lingers on the ridge
+
+
+def test_gd_preset_zig_zag_in_a_narrow_valley():
+    (sgd, momentum, nesterov, adam), bowl = _preset_runs("Zig-zag in a narrow valley")
+    assert all(_steps_to(sgd, bowl) > _steps_to(r, bowl) for r in (momentum, nesterov, adam))
+    steep = np.diff(sgd.trajectory[:20, 1])
+    assert (np.sign(steep[1:]) != np.sign(steep[:-1])).sum() >= 10  # SGD zig-zags across the steep direction
+
+
+def test_gd_preset_a_step_too_far():
+    (slow, fast, edge, over), bowl = _preset_runs("A step too far")
+    assert 2 / bowl_condition() == pytest.approx(0.2)
+    assert over.diverged_at is not None and all(r.diverged_at is None for r in (slow, fast, edge))
+    steep = np.diff(edge.trajectory[:, 1])
+    assert (np.sign(steep[1:]) != np.sign(steep[:-1])).mean() > 0.9  # just below 0.2: it oscillates
+
+
+def bowl_condition() -> float:
+    from dltl_ui.gd_state import PRESETS
+
+    return PRESETS["A step too far"][1]["cond"]
+
+
+def test_gd_preset_same_start_different_minima():
+    runs, surface = _preset_runs("Same start, different minima")
+    assert len({_nearest_minimum(r, surface) for r in runs}) >= 3
+
+
+def test_gd_preset_rugged_landscape():
+    runs, surface = _preset_runs("Rugged landscape")
+    ends = [_nearest_minimum(r, surface) for r in runs]
+    assert len(set(ends)) == len(runs)  # each in a different dip
+    deepest = int(np.argmin(surface.minima_values))
+    assert [e == deepest for e in ends] == [False, False, False, True]  # only Adam with η = 1
+
+
+def test_gd_preset_noisy_gradients():
+    (sgd, *_), surface = _preset_runs("Noisy gradients")
+    from dltl_core.descend import descend
+
+    still = descend(sgd.config.replace(noise=0.0))
+    assert still.loss[-1] - surface.f_min > 0.1  # on the ridge the true gradient never pushes it off
+    assert sgd.loss[-1] - surface.f_min < 1e-2  # the noise does
+
+
+def test_gd_legend_names_the_hyperparameter_that_differs():
+    from dltl_ui.gd_view import distinguish
+
+    runs, _ = _preset_runs("Momentum overshoots")
+    labels = [label for _, label, _ in distinguish([(i, f"{i + 1}. {r.config.optimizer}", r.config)
+                                                      for i, r in enumerate(runs)])]
+    assert labels[1].endswith("β 0.9") and labels[2].endswith("β 0.99") and labels[0] == "1. sgd"
