@@ -30,18 +30,23 @@ def curves_frame(histories: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def curves_by_epoch(df: pd.DataFrame) -> alt.Chart:
+def curves_by_epoch(df: pd.DataFrame) -> alt.LayerChart:
     """Accuracy per epoch, one colour per mode, dashed = training."""
-    return alt.Chart(df, title="Accuracy per epoch").mark_line(point=True, strokeWidth=3).encode(
+    base = alt.Chart(df, title="Accuracy per epoch").encode(
         x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=_mode_color(),
-        # The legend draws a solid and a dashed stroke: with point marks it showed two identical dots.
-        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"],
-                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolSize=400)),
         tooltip=["mode", "epoch", "split", alt.Tooltip("accuracy:Q", format=".1%"),
                  alt.Tooltip("elapsed:Q", format=".1f", title="seconds")],
-    ).properties(height=chart_height(320))
+    )
+    # The points are their own layer: a line with point=True makes Vega-Lite draw the Split
+    # legend's symbols as points with stroke="transparent", so solid and dashed looked alike.
+    lines = base.mark_line(strokeWidth=3).encode(
+        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"],
+                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolSize=400,
+                                                    symbolStrokeColor="#333333")))
+    points = base.mark_point(filled=True, size=50, opacity=1).encode(detail="split:N")
+    return (lines + points).properties(height=chart_height(320))
 
 
 def curves_by_time(df: pd.DataFrame) -> alt.Chart:

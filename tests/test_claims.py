@@ -271,3 +271,21 @@ def test_gd_legend_names_the_hyperparameter_that_differs():
     labels = [label for _, label, _ in distinguish([(i, f"{i + 1}. {r.config.optimizer}", r.config)
                                                       for i, r in enumerate(runs)])]
     assert labels[1].endswith("β 0.9") and labels[2].endswith("β 0.99") and labels[0] == "1. sgd"
+
+
+# --- legends you can read ---
+
+def test_transfer_split_legend_draws_a_solid_and_a_dashed_stroke():
+    import re
+
+    import vl_convert
+
+    from dltl_ui.transfer_charts import curves_by_epoch, curves_frame
+
+    hist = [{"epoch": e, "elapsed": e, "train_acc": 0.5, "val_acc": 0.4, "train_loss": 1, "val_loss": 1}
+            for e in (1, 2)]
+    svg = vl_convert.vegalite_to_svg(curves_by_epoch(curves_frame({"linear": hist, "finetune": hist})).to_json())
+    symbols = re.findall(r'<path transform="translate\(11\.5,11\.5\)" d="M-10,0L10,0"[^>]*>', svg)
+    assert len(symbols) == 2
+    assert all('stroke="#333333"' in s and "transparent" not in s for s in symbols)
+    assert {re.search(r'stroke-dasharray="([^"]*)"', s).group(1) for s in symbols} == {"1,0", "4,2"}
