@@ -8,13 +8,13 @@ page ask before (or refuse) work that would take minutes.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 Report = Callable[[str, int, int, "dict | None"], None]
 
 # Rough costs on a 2-core laptop CPU (measured with an idle machine; a busy one is slower).
 JOB_START_SECONDS = 2.0  # a spawned worker imports torch before its first step
-CPU_FLOPS_PER_SECOND = 1.5e10  # what measure_throughput's small batches reach on such a CPU
+MODEL_BUILD_SECONDS = 1.0  # building an architecture and its optimizer, per architecture measured
 STEP_SECONDS = 4e-4  # one optimizer step of a small MLP: Python and kernel-launch overhead
 MLP_FLOPS_PER_SECOND = 1.5e10  # dense matrix products of the MLP lessons
 ASK_SECONDS = 20.0  # above this a page asks before starting
@@ -124,11 +124,42 @@ def measure_job(config: dict[str, Any], report: Report) -> list[dict]:
     return out
 
 
-def expected_seconds_measure(flops_per_image: float, count: int = 1, batch_size: int = 16) -> float:
-    """About how long ``measure_job`` takes: a warm-up and a timed batch, forward + backward
-    (about 3x the forward FLOPs) and an inference batch, per architecture."""
-    return count * (2.0 + 2 * 4 * flops_per_image * batch_size / CPU_FLOPS_PER_SECOND)
+def predicted_seconds_measure(flops: float | Sequence[float], batch_size: int = 16) -> float:
+    """``measure_job``'s cost from this machine's measured FLOP rate: per architecture (``flops``:
+    the forward FLOPs per image of each) a model build, two training batches (forward +
+    backward, about 3x the forward FLOPs) and two inference batches; plus the worker's start."""
+    each = [float(flops)] if isinstance(flops, (int, float)) else [float(f) for f in flops]
+    rate = _flops_rate()
+    return JOB_START_SECONDS + sum(MODEL_BUILD_SECONDS + 8 * f * batch_size / rate for f in each)
+
+
+def expected_seconds_measure(flops: float | Sequence[float], batch_size: int = 16) -> float:
+    """About how long ``measure_job`` takes: the prediction corrected by earlier runs here
+    (``dltl_core.calibration``, kind ``"arch_measure"``)."""
+    from dltl_core import calibration
+
+    return calibration.estimate("arch_measure", predicted_seconds_measure(flops, batch_size))
+
+
+@functools.lru_cache(maxsize=1)
+def _flops_rate() -> float:
+    """FLOPs per second of a small CIFAR ResNet's training step on this machine (once per process)."""
+    import time
+
+    import torch
+
+    from dltl_core.archs import create_arch
+    from dltl_core.profile import count_flops, meta_arch
+
+    model = create_arch("resnet18", width=0.125, seed=0)
+    x = torch.randn(16, 3, 32, 32)
+    flops = 3 * 16 * count_flops(meta_arch("resnet18", 0.125))  # forward + backward
+    model(x).sum().backward()  # warm-up: allocator, kernels
+    t0 = time.perf_counter()
+    model(x).sum().backward()
+    return flops / max(time.perf_counter() - t0, 1e-6)
 
 
 __all__ = ["ASK_SECONDS", "REFUSE_SECONDS", "expected_seconds_layers", "expected_seconds_measure",
-           "expected_seconds_overfit", "layers_job", "predicted_seconds_layers", "measure_job", "overfit_job"]
+           "expected_seconds_overfit", "layers_job", "predicted_seconds_layers",
+           "predicted_seconds_measure", "measure_job", "overfit_job"]
