@@ -126,3 +126,36 @@ def topk_chart(pairs: Sequence[tuple[str, float]], title: str, color: str = "#4c
     )
     return (base.mark_bar(color=color) + base.mark_text(align="left", dx=4).encode(
         text=alt.Text("probability:Q", format=".0%"))).properties(height=chart_height(230))
+
+
+def epoch_story(results: dict[str, Any]) -> str:
+    """What the per-epoch curves show, from the finished runs (a mode that did not run is not named).
+
+    The frozen head is "near its best" at the first epoch within 2 points of its best; from
+    scratch is compared with chance (1 / species).
+    """
+    parts = []
+    lin = results.get("linear")
+    if lin is not None and lin.history:
+        accs = [r["val_acc"] for r in lin.history]
+        near = next(i for i, a in enumerate(accs, 1) if a >= max(accs) - 0.02)
+        parts.append(f"the frozen backbone's head is within 2 points of its best ({max(accs):.0%}) after "
+                     f"{near} of {len(accs)} epochs")
+    scratch = results.get("scratch")
+    if scratch is not None and scratch.history and scratch.species:
+        chance = 1 / len(scratch.species)
+        parts.append(f"from scratch reaches {scratch.val_accuracy:.0%} against {chance:.0%} for guessing "
+                     f"({scratch.n_train} training photos)")
+    return ("What to notice: " + "; ".join(parts) + ".") if parts else ""
+
+
+def time_story(results: dict[str, Any]) -> str:
+    """How many times longer each image mode took than the linear head (only modes that ran)."""
+    lin = results.get("linear")
+    others = [(MODE_LABELS.get(m, m), r.seconds) for m, r in results.items() if m != "linear" and r.seconds]
+    if lin is None or not others or not lin.train_seconds:
+        return "Validation accuracy against the seconds each run took (log scale)."
+    told = ", ".join(f"{label} {secs:.0f} s" for label, secs in others)
+    return (f"What to notice: the linear head on cached features took {lin.train_seconds:.1f} s; {told} "
+            "(every photo through the network).")
+

@@ -289,3 +289,20 @@ def test_transfer_split_legend_draws_a_solid_and_a_dashed_stroke():
     assert len(symbols) == 2
     assert all('stroke="#333333"' in s and "transparent" not in s for s in symbols)
     assert {re.search(r'stroke-dasharray="([^"]*)"', s).group(1) for s in symbols} == {"1,0", "4,2"}
+
+
+def test_transfer_captions_name_only_the_modes_that_ran():
+    from types import SimpleNamespace
+
+    from dltl_ui.transfer_charts import epoch_story, time_story
+
+    hist = [{"val_acc": a} for a in (0.60, 0.85, 0.91, 0.92, 0.92)]
+    linear = SimpleNamespace(history=hist, train_seconds=0.8, seconds=5.0, species=list("abcdefghij"))
+    story = epoch_story({"linear": linear})
+    assert "within 2 points of its best (92%) after 3 of 5 epochs" in story and "scratch" not in story
+    scratch = SimpleNamespace(history=hist[:2], val_accuracy=0.14, n_train=300, seconds=120.0,
+                              species=list("abcdefghij"))
+    assert "from scratch reaches 14% against 10% for guessing" in epoch_story({"linear": linear, "scratch": scratch})
+    assert "What to notice" not in time_story({"linear": linear})  # nothing to compare yet
+    assert "From scratch 120 s" in time_story({"linear": linear, "scratch": scratch})
+    assert epoch_story({}) == ""  # no run, no claim
