@@ -1,5 +1,6 @@
 """Layers: fully connected vs convolutional on the digits; filters, feature maps, nonlinearity."""
 
+import math
 import time
 
 import altair as alt
@@ -99,10 +100,13 @@ with ui.guard("the comparison"):
                     high=("val_acc", "max"), seconds=("seconds", "mean")).reset_index())
     order = list(summary["model"])
     base = alt.Chart(summary).encode(y=alt.Y("model:N", sort=order, title=None))
-    acc = base.mark_bar().encode(
+    # The axis starts near the lowest bar (leads of a point or two would vanish on 0-100 %); the
+    # bars are clipped to it, else they would run over the model names.
+    floor = min(0.8, math.floor(float(summary["low"].min()) * 10) / 10)
+    acc = base.mark_bar(clip=True).encode(
         x=alt.X("mean:Q", title=f"validation accuracy (mean over {len(res.seeds)} seed"
                                 f"{'s' if len(res.seeds) > 1 else ''}; line: lowest to highest)",
-                scale=alt.Scale(domain=[0.8, 1]), axis=alt.Axis(format="%", tickCount=5)),
+                scale=alt.Scale(domain=[floor, 1]), axis=alt.Axis(format="%", tickCount=5)),
         color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom"), scale=KIND_COLORS),
         tooltip=["model", alt.Tooltip("parameters:Q", format=","), alt.Tooltip("mean:Q", format=".3f"),
                  alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f")],
@@ -115,7 +119,7 @@ with ui.guard("the comparison"):
                           f"is multinomial logistic regression trained to convergence with full-batch L-BFGS "
                           f"({min(res.lbfgs_iterations)}–{max(res.lbfgs_iterations)} iterations, L2 "
                           f"{LINEAR_WEIGHT_DECAY:g}). Each seed has its own 80/20 split of the digits "
-                          f"({res.n_val} validation images). The axis starts at 80 %.")
+                          f"({res.n_val} validation images). The axis starts at {floor:.0%}.")
     if claims:
         st.markdown("**What the bars show.** " + " ".join(claims))
     st.dataframe(summary.rename(columns={"mean": "mean val acc", "low": "lowest", "high": "highest",
