@@ -99,13 +99,51 @@ def validate(config: RangeTestConfig) -> None:
 
 
 def suggest_lr(lr: np.ndarray, smooth: np.ndarray) -> float | None:
-    """η at the steepest descent of the smoothed loss against log η, before its minimum."""
-    end = int(np.argmin(smooth)) + 1
-    if end < 3:
+    """η at the steepest descent of the smoothed loss against log η, before its minimum.
+
+    The slope is a central difference on the whole curve (``np.gradient``), and only the
+    points strictly inside ``(first point, minimum)`` compete: at the minimum itself, or at
+    the end of a truncated curve, the difference is one-sided and would report the last
+    fall into the minimum as the steepest point, so the marker would sit on the lowest loss.
+
+    Args:
+        lr: (k,) learning rate of each batch, increasing.
+        smooth: (k,) smoothed loss of each batch.
+
+    Returns:
+        The suggested η, or None when the loss never fell before its minimum.
+    """
+    lowest = int(np.argmin(smooth))
+    if lowest < 2:
         return None
-    slope = np.gradient(smooth[:end], np.log10(lr[:end]))
-    k = int(np.argmin(slope))
+    slope = np.gradient(smooth, np.log10(lr))
+    k = 1 + int(np.argmin(slope[1:lowest]))
     return float(lr[k]) if slope[k] < 0 else None
+
+
+def range_test_story(result: RangeTestResult) -> str:
+    """The "what to notice" sentence, built from what this curve did (each phase only if seen).
+
+    Flat: over the first fifth of the log-η range the smoothed loss moved less than a tenth of
+    its total fall. Falling: a suggested η exists. Exploding: the loss blew up (the test
+    stopped) or ended above 1.5x its minimum.
+    """
+    s, lr = result.smooth, np.log10(result.lr)
+    if len(s) < 3:
+        return ""
+    lowest = float(s.min())
+    drop = float(s[0] - lowest)
+    early = s[lr <= lr[0] + (lr[-1] - lr[0]) / 5]
+    phases = []
+    if drop > 0 and float(early.max() - early.min()) < 0.1 * drop:
+        phases.append("flat at first (η too small)")
+    if result.suggested is not None:
+        phases.append("then falling: the suggested η (the green line) is where the smoothed loss falls fastest, "
+                      "before its minimum" if phases else
+                      "falling: the suggested η (the green line) is where the smoothed loss falls fastest, before its minimum")
+    if result.stopped_at is not None or float(s[-1]) > 1.5 * lowest:
+        phases.append("then exploding (η too large)" if phases else "exploding (η too large)")
+    return "What to notice: " + "; ".join(phases) + "." if phases else ""
 
 
 def lr_range_test(config: RangeTestConfig = RangeTestConfig(), on_step: StepCallback | None = None) -> RangeTestResult:

@@ -40,13 +40,26 @@ def size_vs_flops(df: pd.DataFrame, selected: str) -> alt.Chart:
         y=alt.Y("flops:Q", scale=alt.Scale(type="log"), title="FLOPs per image"),
         tooltip=["label", alt.Tooltip("params:Q", format=","), alt.Tooltip("flops:Q", format=",")],
     )
-    points = base.mark_circle(size=220).encode(
+    points = base.transform_filter("!datum.below").mark_circle(size=220).encode(
         color=alt.Color("family:N", title="family"),
         opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.55)),
         stroke=alt.condition("datum.selected", alt.value("black"), alt.value(None)))
+    # A point on top of another (PreActResNet-18 on ResNet-18) is a ring around it, so both show.
+    rings = base.transform_filter("datum.below").mark_point(shape="circle", filled=False, size=700,
+                                                             strokeWidth=4).encode(
+        color=alt.Color("family:N", title="family"),
+        opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.8)))
     above = base.transform_filter("!datum.below").mark_text(align="left", dx=10, dy=-10).encode(text="label:N")
     below = base.transform_filter("datum.below").mark_text(align="left", dx=10, dy=14).encode(text="label:N")
-    return (points + above + below).properties(height=chart_height(340))
+    return (points + rings + above + below).properties(height=chart_height(340))
+
+
+def speed_text(v: float | None) -> str:
+    """Images per second with three significant digits (1.43, 14.3, 143, 1,430): slow networks
+    on a CPU differ below 10 img/s, where whole numbers cannot tell them apart."""
+    if not v:
+        return "not measured"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def _crowded(d: pd.DataFrame, near: float = 0.12) -> list[bool]:

@@ -95,8 +95,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "opt": "sgd", "lr": 0.02, "opt_2": "momentum", "lr_2": 0.02, "momentum_2": 0.9,
          "opt_3": "momentum", "lr_3": 0.02, "momentum_3": 0.99, "opt_4": OFF}),
     "Adam on Rosenbrock": (
-        "Everyone finds the valley at once; moving along its flat, curved floor is the hard part. "
-        "Adam's per-coordinate step sizes keep it moving.",
+        "Everyone finds the valley at once; moving along its flat, curved floor is the hard part: after "
+        "500 steps SGD and Adam at η = 0.01 are still far from the minimum, while Adam at η = 0.1 "
+        "(its per-coordinate steps stay large on the flat floor) and momentum reach it.",
         {"surface": "rosenbrock", "x0": -1.5, "y0": 2.0, "steps": 500,
          "opt": "sgd", "lr": 0.001, "opt_2": "adam", "lr_2": 0.01, "opt_3": "adam", "lr_3": 0.1,
          "opt_4": "momentum", "lr_4": 0.001, "momentum_4": 0.9}),

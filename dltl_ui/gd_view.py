@@ -78,6 +78,19 @@ def slot_controls(i: int, b: Binder, surface: Surface, start: tuple[float, float
     return i, label, config
 
 
+def distinguish(slots: Sequence[Slot]) -> list[Slot]:
+    """Labels that tell the series apart: each label names the hyperparameters that differ
+    between runs of the same optimizer ("SGD + momentum, η = 0.02, β 0.99"), whichever they are."""
+    out = []
+    for i, label, config in slots:
+        same = [dict(c.hyper) for _, _, c in slots if c.optimizer == config.optimizer]
+        mine = dict(config.hyper)
+        differ = [h for h in mine if len({hp.get(h) for hp in same}) > 1]
+        extra = "".join(f", {SHORT.get(h, h)} {mine[h]:g}" for h in differ)
+        out.append((i, label + extra, config))
+    return out
+
+
 def sync(view: Binder, slots: Sequence[Binder], surface: Surface) -> None:
     """The link always describes what is on screen (hidden settings are left out)."""
     ss = st.session_state

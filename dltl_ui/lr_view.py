@@ -12,7 +12,7 @@ import streamlit as st
 
 from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, log_grid, \
     lr_sweep, regime_examples
-from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test
+from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import Surface, create_surface
 from dltl_ui import gd_charts as gc
@@ -146,8 +146,7 @@ def range_test_section(lrb: Binder) -> None:
         df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
         show_chart(gc.range_test_chart(df, result.suggested),
                    caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
-                           "blue: smoothed. What to notice: flat at first (η too small), then falling, "
-                           "then exploding; the suggested η is where it falls fastest.")
+                           f"blue: smoothed. {range_test_story(result)}")
         if result.suggested is None:
             st.info("The loss never clearly fell: try another optimizer or batch size.", icon="ℹ️")
         else:

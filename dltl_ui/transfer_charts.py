@@ -30,18 +30,23 @@ def curves_frame(histories: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def curves_by_epoch(df: pd.DataFrame) -> alt.Chart:
+def curves_by_epoch(df: pd.DataFrame) -> alt.LayerChart:
     """Accuracy per epoch, one colour per mode, dashed = training."""
-    return alt.Chart(df, title="Accuracy per epoch").mark_line(point=True, strokeWidth=3).encode(
+    base = alt.Chart(df, title="Accuracy per epoch").encode(
         x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=_mode_color(),
-        # The legend draws a solid and a dashed stroke: with point marks it showed two identical dots.
-        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"],
-                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolSize=400)),
         tooltip=["mode", "epoch", "split", alt.Tooltip("accuracy:Q", format=".1%"),
                  alt.Tooltip("elapsed:Q", format=".1f", title="seconds")],
-    ).properties(height=chart_height(320))
+    )
+    # The points are their own layer: a line with point=True makes Vega-Lite draw the Split
+    # legend's symbols as points with stroke="transparent", so solid and dashed looked alike.
+    lines = base.mark_line(strokeWidth=3).encode(
+        strokeDash=alt.StrokeDash("split:N", title="Split", sort=["validation", "training"],
+                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolSize=400,
+                                                    symbolStrokeColor="#333333")))
+    points = base.mark_point(filled=True, size=50, opacity=1).encode(detail="split:N")
+    return (lines + points).properties(height=chart_height(320))
 
 
 def curves_by_time(df: pd.DataFrame) -> alt.Chart:
@@ -121,3 +126,36 @@ def topk_chart(pairs: Sequence[tuple[str, float]], title: str, color: str = "#4c
     )
     return (base.mark_bar(color=color) + base.mark_text(align="left", dx=4).encode(
         text=alt.Text("probability:Q", format=".0%"))).properties(height=chart_height(230))
+
+
+def epoch_story(results: dict[str, Any]) -> str:
+    """What the per-epoch curves show, from the finished runs (a mode that did not run is not named).
+
+    The frozen head is "near its best" at the first epoch within 2 points of its best; from
+    scratch is compared with chance (1 / species).
+    """
+    parts = []
+    lin = results.get("linear")
+    if lin is not None and lin.history:
+        accs = [r["val_acc"] for r in lin.history]
+        near = next(i for i, a in enumerate(accs, 1) if a >= max(accs) - 0.02)
+        parts.append(f"the frozen backbone's head is within 2 points of its best ({max(accs):.0%}) after "
+                     f"{near} of {len(accs)} epochs")
+    scratch = results.get("scratch")
+    if scratch is not None and scratch.history and scratch.species:
+        chance = 1 / len(scratch.species)
+        parts.append(f"from scratch reaches {scratch.val_accuracy:.0%} against {chance:.0%} for guessing "
+                     f"({scratch.n_train} training photos)")
+    return ("What to notice: " + "; ".join(parts) + ".") if parts else ""
+
+
+def time_story(results: dict[str, Any]) -> str:
+    """How many times longer each image mode took than the linear head (only modes that ran)."""
+    lin = results.get("linear")
+    others = [(MODE_LABELS.get(m, m), r.seconds) for m, r in results.items() if m != "linear" and r.seconds]
+    if lin is None or not others or not lin.train_seconds:
+        return "Validation accuracy against the seconds each run took (log scale)."
+    told = ", ".join(f"{label} {secs:.0f} s" for label, secs in others)
+    return (f"What to notice: the linear head on cached features took {lin.train_seconds:.1f} s; {told} "
+            "(every photo through the network).")
+

@@ -60,12 +60,9 @@ def curves_tab(results: dict[str, TransferResult], stopped: dict[str, list[dict]
     df = tc.curves_frame(histories)
     left, right = st.columns(2)
     with left:
-        ui.show_chart(tc.curves_by_epoch(df), caption="What to notice: the frozen backbone's head is "
-                      "near its best after a few epochs; from scratch barely beats chance with ~30 photos "
-                      "per species.")
+        ui.show_chart(tc.curves_by_epoch(df), caption=tc.epoch_story(results))
     with right:
-        ui.show_chart(tc.curves_by_time(df), caption="What to notice: the same accuracy costs seconds with "
-                      "cached features and minutes when every photo goes through the whole network.")
+        ui.show_chart(tc.curves_by_time(df), caption=tc.time_story(results))
     rows = pd.DataFrame([{"mode": tc.MODE_LABELS[m], "accuracy": r.val_accuracy,
                           "label": f"{r.val_accuracy:.0%} · {r.seconds if m != 'linear' else r.train_seconds:.1f} s"}
                          for m, r in results.items()])

@@ -76,8 +76,11 @@ class LayersView:
     """The /layers page: convolution width, training budget, the digit to inspect."""
 
     channels: int = setting(16, label="Output channels of the convolution (3×3 kernel)", lo=1, hi=128)
-    epochs: int = setting(10, label="Epochs for every model", lo=1, hi=40)
-    seed: int = setting(0, label="Seed", lo=0, hi=999, widget="number")
+    epochs: int = setting(30, label="Epochs of Adam for every network", lo=1, hi=40)
+    seed: int = setting(0, label="First seed", lo=0, hi=999, widget="number")
+    seeds: int = setting(3, label="Seeds", lo=1, hi=5,
+                         help="Every model is trained once per seed (its own split and initial weights): "
+                              "a lead is claimed only when every seed shows it.")
     digit: int = setting(3, label="Digit to look at", lo=0, hi=9)
 
 

@@ -38,6 +38,7 @@ with ui.controls():  # classroom mode: a closed expander, so the chart is on scr
         with col:
             slot = gv.slot_controls(i, b, surface, start, problems)
         configs += [slot] if slot else []
+configs = gv.distinguish(configs)  # two SGD + momentum runs: the legend names the β that differs
 gv.sync(view, slot_binders, surface)
 url.report()
 for p in problems:

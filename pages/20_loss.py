@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.lessons.softmax import confidence_sweep, losses_of_probs, softmax_losses
+from dltl_core.lessons.softmax import confidence_sweep, gradient_story, losses_of_probs, softmax_losses
 from dltl_ui.binder import Binder
 from dltl_ui.charts.palette import LOSS_COLORS
 from dltl_ui.layout import chart_height
@@ -67,8 +67,7 @@ with right, ui.guard("the softmax"):
                         legend=alt.Legend(orient="bottom")),
         tooltip=["class", "loss", alt.Tooltip("grad:Q", format=".4f")],
     ).properties(height=chart_height(220))
-    ui.show_chart(gchart, caption="What to notice: cross-entropy's gradient is p − t (negative on the true class: "
-                                  "gradient descent raises that logit); MSE's is much smaller.")
+    ui.show_chart(gchart, caption=gradient_story(out, target, temperature))
 
 st.subheader("The lecture's example")
 with ui.guard("the example"):

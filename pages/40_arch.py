@@ -5,7 +5,7 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core import budget as mem
-from dltl_core import needs, profile
+from dltl_core import calibration, needs, profile
 from dltl_core.lessons import jobs as lj
 from dltl_ui import arch_charts as charts
 from dltl_ui import jobs as jobs_ui
@@ -48,10 +48,6 @@ def comparison(width: float) -> pd.DataFrame:
     return pd.DataFrame(profile.compare_archs(width))
 
 
-def _speed(v: float | None) -> str:
-    return f"{v:,.0f}" if v else "not measured"
-
-
 def fmt(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
@@ -72,8 +68,8 @@ with ui.guard("the architecture summary"):
 
     def show_speed(p: dict) -> None:
         tr, inf = p["train_images_per_second"], p["infer_images_per_second"]
-        slot_train.metric(f"Training ({p['device']})", f"{tr:,.0f} img/s" if tr else "—")
-        slot_infer.metric(f"Inference ({p['device']})", f"{inf:,.0f} img/s" if inf else "—")
+        slot_train.metric(f"Training ({p['device']})", f"{charts.speed_text(tr)} img/s" if tr else "—")
+        slot_infer.metric(f"Inference ({p['device']})", f"{charts.speed_text(inf)} img/s" if inf else "—")
 
     show_speed(prof)
     if prof["train_images_per_second"] is None:
@@ -90,6 +86,9 @@ with ui.guard("the architecture summary"):
         if final is not None and final.error:
             st.warning(final.error)
         elif final is not None:
+            if not st.session_state.get(f"measure__recorded_{final.seconds}"):  # once per run, not per rerun
+                calibration.record("arch_measure", lj.predicted_seconds_measure(s["flops"]), final.seconds)
+                st.session_state[f"measure__recorded_{final.seconds}"] = True
             measured.clear()  # the cached-only lookup now finds the figure
             show_speed(final.result[0])
 
@@ -123,8 +122,8 @@ with ui.guard("the comparison"):
     table = comparison(width)
     speeds = [measured(n, width, cached_only=True) for n in table["name"]]
     # Text, so an unmeasured network reads "not measured" rather than "None".
-    table["train img/s"] = [_speed(p["train_images_per_second"]) for p in speeds]
-    table["infer img/s"] = [_speed(p["infer_images_per_second"]) for p in speeds]
+    table["train img/s"] = [charts.speed_text(p["train_images_per_second"]) for p in speeds]
+    table["infer img/s"] = [charts.speed_text(p["infer_images_per_second"]) for p in speeds]
     missing = [n for n, p in zip(table["name"], speeds) if p["train_images_per_second"] is None]
     # Only the networks whose measurement fits into the server's memory are offered.
     cap = mem.job_cap_mb(jobs_ui.get_runner().budget())
@@ -135,8 +134,8 @@ with ui.guard("the comparison"):
                    "this server has for a job.")
     missing = [n for n in missing if n not in too_big]
     if missing:
-        expected = sum(lj.expected_seconds_measure(float(f)) for n, f in zip(table["name"], table["flops"])
-                       if n in missing)
+        missing_flops = [float(f) for n, f in zip(table["name"], table["flops"]) if n in missing]
+        expected = lj.expected_seconds_measure(missing_flops)
         clicked = ui.heavy_button(f"Measure the {len(missing)} unmeasured architecture(s)", "measure_all", expected,
                                   ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
                                   help="A few training batches each, in a worker process you can stop.")
@@ -144,14 +143,19 @@ with ui.guard("the comparison"):
                                   start=clicked, label="Measuring",
                                   need_mb=max(needs.arch_measure(n, width, 16) for n in missing))
         if final is not None and not final.error:
+            calibration.record("arch_measure", lj.predicted_seconds_measure(missing_flops), final.seconds)
             measured.clear()
             st.rerun()
-    st.dataframe(
-        table.rename(columns={"label": "architecture", "reference_acc": "reference acc. (%)"}).drop(columns="name"),
+    shown = table.assign(reference_acc=[f"{v:.2f}" if pd.notna(v) else "not reported" for v in table["reference_acc"]])
+    st.dataframe(  # text columns: a missing figure reads "not reported" / "not measured", never "None"
+        shown.rename(columns={"label": "architecture", "reference_acc": "reference acc. (%)"}).drop(columns="name"),
         hide_index=True, width="stretch",
         column_config={"params": st.column_config.NumberColumn(format="localized"),
                        "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
-                       "train img/s": st.column_config.TextColumn(), "infer img/s": st.column_config.TextColumn()})
+                       "train img/s": st.column_config.TextColumn(), "infer img/s": st.column_config.TextColumn(),
+                       "reference acc. (%)": st.column_config.TextColumn(
+                           help="kuangliu/pytorch-cifar's CIFAR-10 test accuracy (width 1, 200 epochs); it "
+                                "reports none for the other networks.")})
     ui.show_chart(charts.size_vs_flops(table, name),
                   caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
                           "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "

@@ -53,6 +53,31 @@ def softmax_losses(logits: Sequence[float], target: int, temperature: float = 1.
             "grad_ce": grad_ce.tolist(), "grad_mse": grad_mse.tolist(), "table": table}
 
 
+def gradient_story(out: dict, target: int, temperature: float) -> str:
+    """The "what to notice" sentence under the gradient bars, from these gradients.
+
+    Cross-entropy's gradient is (p - t) / T, negative on the true class unless p_true rounds
+    to 1; MSE's is compared by the largest magnitude of each.
+    """
+    ce, mse = out["grad_ce"], out["grad_mse"]
+    form = "p − t" if temperature == 1 else f"(p − t)/T, with T = {temperature:g}"
+    parts = [f"cross-entropy's gradient is {form}"]
+    if ce[target] < 0:
+        parts[0] += " (negative on the true class: gradient descent raises that logit)"
+    big_ce, big_mse = max(abs(g) for g in ce), max(abs(g) for g in mse)
+    if big_ce < 1e-3 and big_mse < 1e-3:
+        parts.append("both are about zero: a confident, correct prediction teaches nothing")
+    elif big_ce >= 100 * big_mse:
+        parts.append("MSE's is more than 100× smaller at its largest")
+    elif big_ce >= 2 * big_mse:
+        parts.append(f"MSE's is {big_ce / big_mse:.1f}× smaller at its largest")
+    elif big_ce > 0 and big_mse >= 2 * big_ce:
+        parts.append(f"here MSE's is {big_mse / big_ce:.1f}× larger at its largest")
+    else:
+        parts.append("MSE's is of a similar size here")
+    return "What to notice: " + "; ".join(parts) + "."
+
+
 def losses_of_probs(probs: Sequence[float], target: Sequence[float]) -> dict[str, float]:
     """Cross-entropy -sum t log p and MSE mean (p - t)^2 for given probabilities.
 
