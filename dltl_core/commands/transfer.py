@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE
 from dltl_core.birds import default_birds_dir
 from dltl_core.commands._common import check_range, writable_dir, writable_file
 from dltl_core.progress import Progress
 from dltl_core.train.tensorboard import tensorboard_available
-from dltl_core.transfer import MODES
+from dltl_core.transfer import FINETUNE, MODES, _DEFAULTS
+
+if TYPE_CHECKING:
+    from dltl_core.transfer import TransferConfig
 
 NAME = "transfer"
 HELP = "Classify bird species with a pretrained backbone: linear head, fine-tuning or from scratch."
@@ -24,11 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULT_BACKBONE)
     parser.add_argument("--max-per-species", type=int, default=None, help="cap on photos per species")
     parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=None, help="default: 30 linear, 4 image modes")
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default: {_DEFAULTS['linear']['epochs']} linear, {FINETUNE.epochs} fine-tuning, "
+                             f"{_DEFAULTS['finetune']['epochs']} end to end, {_DEFAULTS['scratch']['epochs']} scratch")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"default: {_DEFAULTS['linear']['lr']:g} linear, {FINETUNE.lr:g} fine-tuning "
+                             f"(the backbone x {FINETUNE.backbone_lr_factor:g}), {_DEFAULTS['finetune']['lr']:g} "
+                             f"end to end and scratch")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--unfreeze-blocks", type=int, default=None,
-                        help="fine-tuning: train only the last N stages (default: all)")
+                        help=f"fine-tuning: train only the last N stages, on the cached activations of the "
+                             f"frozen ones (default: {FINETUNE.unfreeze_blocks}, the page's default)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="fine-tuning: train every stage on the photos, with augmentation (minutes on a CPU)")
     parser.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     parser.add_argument("--image-size", type=int, default=None,
                         help="crop size for finetune/scratch (default: the backbone's)")
@@ -49,8 +60,10 @@ def check_args(args: argparse.Namespace, data: str) -> None:
     check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
     check_range("--unfreeze-blocks", args.unfreeze_blocks, 0)
     check_range("--image-size", args.image_size, 32, 512)
-    if args.unfreeze_blocks is not None and args.mode != "finetune":
-        raise ValueError("--unfreeze-blocks applies to --mode finetune only")
+    if (args.unfreeze_blocks is not None or args.end_to_end) and args.mode != "finetune":
+        raise ValueError("--unfreeze-blocks and --end-to-end apply to --mode finetune only")
+    if args.unfreeze_blocks is not None and args.end_to_end:
+        raise ValueError("--end-to-end trains every stage: leave out --unfreeze-blocks")
     if args.image_size is not None and args.mode == "linear":
         raise ValueError("--image-size applies to --mode finetune or scratch (linear uses the backbone's size)")
     species = str(args.species).strip()
@@ -67,19 +80,29 @@ def check_args(args: argparse.Namespace, data: str) -> None:
         raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
+def config_from_args(args: argparse.Namespace, data: str) -> "TransferConfig":
+    """The run the arguments ask for; ``--mode finetune`` alone is the page's default (``FINETUNE``)."""
+    from dltl_core.transfer import TransferConfig
+
+    unfreeze = args.unfreeze_blocks
+    if args.mode == "finetune" and unfreeze is None and not args.end_to_end:
+        unfreeze = FINETUNE.unfreeze_blocks  # the one default of the page and the command line
+    return TransferConfig(
+        data=str(data), species=str(args.species), max_per_species=args.max_per_species,
+        val_fraction=args.val_fraction, seed=args.seed, backbone=args.backbone, mode=args.mode,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, unfreeze_blocks=unfreeze,
+        augment=not args.no_augment, image_size=args.image_size, feature_map="none")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from dltl_core.backbones import create_backbone
-    from dltl_core.transfer import TransferConfig, run_transfer
+    from dltl_core.transfer import run_transfer
 
     data = args.data or default_birds_dir()
     if data is None:
         raise ValueError("no bird folder: pass --data DIR (one sub-folder per species) or set DLTL_BIRDS_DIR")
     check_args(args, str(data))
-    config = TransferConfig(
-        data=str(data), species=str(args.species), max_per_species=args.max_per_species,
-        val_fraction=args.val_fraction, seed=args.seed, backbone=args.backbone, mode=args.mode,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, unfreeze_blocks=args.unfreeze_blocks,
-        augment=not args.no_augment, image_size=args.image_size, feature_map="none")
+    config = config_from_args(args, str(data))
     backbone = create_backbone(args.backbone)
     bar = Progress.from_args(args).fraction_fn()  # the messages name the mode and phase
     try:
