@@ -57,8 +57,8 @@ def summarize(data: dict) -> list[dict]:
 def gains(data: dict) -> list[dict]:
     """Fine-tuning minus the linear probe, paired by seed, per (species, photos per species).
 
-    ``verdict``: ``"wins"`` when fine-tuning is ahead on every seed and the mean gain exceeds
-    the seeds' spread of the gain (and one validation photo); ``"loses"`` when it is behind
+    ``verdict``: ``"wins"`` when fine-tuning is ahead on every seed (two at least) and the mean
+    gain exceeds twice its standard error (``_standard_error``); ``"loses"`` when it is behind
     likewise; else ``"ties"`` (within noise).
     """
     paired: dict[tuple, dict[int, dict]] = {}
@@ -71,9 +71,11 @@ def gains(data: dict) -> list[dict]:
         if not both:
             continue
         d = [s["finetune"]["val_accuracy"] - s["linear"]["val_accuracy"] for s in both]
-        noise = max(_sd(d), 1 / both[0]["linear"]["n_val"])
-        mean = _mean(d)
-        verdict = ("wins" if min(d) > 0 and mean > noise else "loses" if max(d) < 0 and -mean > noise else "ties")
+        mean, se = _mean(d), _standard_error(d, both)
+        verdict = "ties"  # one seed cannot tell a gain from noise
+        if len(d) >= 2:
+            verdict = ("wins" if min(d) > 0 and mean > 2 * se else "loses" if max(d) < 0 and -mean > 2 * se
+                       else "ties")
         out.append({"species": k, "train_per_species": n,
                     "photos": _mean([s["linear"]["n_train"] for s in both]) / k, "gain": mean, "low": min(d),
                     "high": max(d), "seeds": len(d), "verdict": verdict,
@@ -88,25 +90,37 @@ def _photos(g: dict) -> str:
 
 
 def caption(data: dict) -> str:
-    """What the measurement shows, computed from it: where fine-tuning wins, ties and loses."""
+    """What the measurement shows, computed from it: where fine-tuning wins, ties and loses
+    against the frozen backbone (mean gain over seeds, in points of validation accuracy)."""
+    all_gains = gains(data)
     by_k: dict[int, list[dict]] = {}
-    for g in gains(data):
+    for g in all_gains:
         by_k.setdefault(g["species"], []).append(g)
+    seeds = len(data["seeds"])
     parts = []
     for k, gs in sorted(by_k.items()):
         words = []
-        for verdict, text in (("wins", "beats the frozen backbone on every seed"), ("ties", "is as good as the "
-                              "frozen backbone (within the seeds' spread)"), ("loses", "is worse than the frozen "
-                              "backbone on every seed")):
+        for verdict, text in (("wins", "beats the frozen backbone beyond noise"),
+                              ("ties", "is as good as the frozen backbone within noise"),
+                              ("loses", "is worse than the frozen backbone beyond noise")):
             hit = [g for g in gs if g["verdict"] == verdict]
             if hit:
-                words.append(f"{text} at {_list([_photos(g) for g in hit])} training photos per species "
+                words.append(f"{text} with {_list([_photos(g) for g in hit])} training photos per species "
                              f"({_list([_points(g) for g in hit])} points)")
         parts.append(f"With {k} species, fine-tuning " + "; it ".join(words) + ".")
-    wins = [g for g in gains(data) if g["verdict"] == "wins"]
-    if not wins:
+    if not any(g["verdict"] == "wins" for g in all_gains):
         parts.append("Nowhere in this measurement does fine-tuning beat the frozen backbone by more than noise.")
-    return " ".join(parts)
+    return (f"Over {seeds} seed{'s' * (seeds != 1)} (noise: a mean gain within twice its standard error, "
+            "or not the same sign on every seed): " + " ".join(parts))
+
+
+def _standard_error(d: list[float], runs: list[dict]) -> float:
+    """Standard error of the mean gain over seeds: the seeds' spread of the gain, but never less
+    than the binomial error of an accuracy on the validation photos (sqrt(p(1-p)/n)), which two
+    or three seeds cannot estimate by themselves."""
+    p = _mean([s["linear"]["val_accuracy"] for s in runs])
+    binomial = (max(p * (1 - p), 1e-4) / runs[0]["linear"]["n_val"]) ** 0.5
+    return max(_sd(d), binomial) / len(d) ** 0.5
 
 
 def _list(items: list[str]) -> str:
@@ -125,7 +139,7 @@ def _sd(xs: list[float]) -> float:
 
 
 def _points(g: dict) -> str:
-    return f"{g['gain'] * 100:+.1f}"
+    return f"{g['gain'] * 100:+.1f}".replace("-", "−")
 
 
 def load(path: str | Path = ASSET) -> dict:
@@ -175,4 +189,7 @@ def finetune_seconds(n_train: int, n_val: int, epochs: int, rate: float, uncache
     cost = cost if cost is not None else _shipped_cost()
     if cost is None or not rate > 0:
         return None
-    return JOB_OVERHEAD_SECONDS + (uncached + cost * epochs * (n_train + n_val / 3)) / rate
+    # After the epochs, the page's run embeds every photo once more (forward only) for its
+    # predictions and feature maps: a third of a photo-epoch each.
+    work = epochs * (n_train + n_val / 3) + (n_train + n_val) / 3
+    return JOB_OVERHEAD_SECONDS + (uncached + cost * work) / rate
