@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from dltl_core import transfer as tl
 from dltl_core import transfer_regimes as tr
 from dltl_core.commands import transfer as cli
 from dltl_core.separation import separation, separation_caption
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,7 @@ def test_command_line_finetune_default_is_the_declared_default():
 def test_page_finetune_widgets_default_to_the_declared_default(birds_dir):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("streamlit_app.py", default_timeout=240)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=240)
     at.run()
     at.switch_page("pages/30_transfer.py")
     at.query_params.update({"k": "2", "cap": "5"})  # 10 photos: extraction stays small
