@@ -116,7 +116,7 @@ class TransferConfig:
         weight_decay: L2 penalty of the optimizer.
         feature_map: ``"pca"`` or ``"tsne"``.
         label_smoothing: cross-entropy label smoothing (None = the mode's default).
-        bn_frozen: fine-tuning on cached activations: BatchNorm keeps its pretrained running
+        bn_frozen: fine-tuning the last stages (cached or not): BatchNorm keeps its pretrained running
             statistics (None = the default, ``FINETUNE.bn_frozen``).
     """
 
@@ -164,6 +164,14 @@ class TransferConfig:
         return FINETUNE.backbone_lr_factor if self.uses_cached_activations else 0.1
 
     @property
+    def bn_stats_frozen(self) -> bool:
+        """Fine-tuning the last stages: their BatchNorm keeps its pretrained statistics (cached
+        or not, so both ways train the same network); end to end it updates them."""
+        if self.mode != "finetune" or self.unfreeze_blocks is None:
+            return False
+        return self.bn_frozen if self.bn_frozen is not None else FINETUNE.bn_frozen
+
+    @property
     def uses_cached_activations(self) -> bool:
         """Fine-tuning only the last stages on cached activations (see ``cached``)."""
         return self.mode == "finetune" and self.cached and self.unfreeze_blocks is not None
@@ -192,7 +200,7 @@ def finetune_settings(config: TransferConfig) -> dict[str, Any]:
             "epochs": cfg.epochs, "lr": cfg.lr, "backbone_lr_factor": config.lr_factor,
             "batch_size": cfg.batch_size, "label_smoothing": cfg.label_smoothing,
             "weight_decay": cfg.weight_decay, "optimizer": cfg.optimizer,
-            "bn_frozen": config.bn_frozen if config.bn_frozen is not None else FINETUNE.bn_frozen}
+            "bn_frozen": config.bn_stats_frozen}
 
 
 @dataclass
@@ -250,10 +258,11 @@ class PartlyFrozen(nn.Module):
     layers keep updating their running statistics from small batches.
     """
 
-    def __init__(self, model: nn.Module, frozen: Sequence[str]) -> None:
+    def __init__(self, model: nn.Module, frozen: Sequence[str], bn_frozen: bool = False) -> None:
         super().__init__()
         self.net = model
         self.frozen = list(frozen)
+        self.bn_frozen = bn_frozen  # the trained stages' BatchNorm keeps its statistics too
         for name in self.frozen:
             self.net.get_submodule(name).requires_grad_(False)
 
@@ -261,6 +270,10 @@ class PartlyFrozen(nn.Module):
         super().train(mode)
         for name in self.frozen:
             self.net.get_submodule(name).eval()
+        if self.bn_frozen:
+            for m in self.net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def forward(self, x: Tensor) -> Tensor:
@@ -752,7 +765,7 @@ def finetune_tail(config: TransferConfig, backbone: Backbone, cut: int, probe: n
     with torch.no_grad():
         model.net.get_classifier().weight.copy_(probe.weight)
         model.net.get_classifier().bias.copy_(probe.bias)
-    tail = TailNet(model.net, cut, bn_frozen=config.bn_frozen if config.bn_frozen is not None else FINETUNE.bn_frozen)
+    tail = TailNet(model.net, cut, bn_frozen=config.bn_stats_frozen)
     cfg = config.train_config(len(tr))
     groups = [g for g in ({"params": body, "lr": cfg.lr * config.lr_factor},
                           {"params": head, "lr": cfg.lr}) if g["params"]]
@@ -857,6 +870,7 @@ def _run_images(config, birds, tr_pos, va_pos, backbone, policy, t0, test_data, 
     names = stage_names(backbone.model)
     if config.mode == "finetune":
         model, body, head = finetune_model(backbone, k, config.unfreeze_blocks)
+        model.bn_frozen = config.bn_stats_frozen
         groups = [{"params": body, "lr": cfg.lr * config.lr_factor}, {"params": head, "lr": cfg.lr}]
         groups = [g for g in groups if g["params"]]
         net = model.net

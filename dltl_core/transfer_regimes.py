@@ -42,7 +42,7 @@ def summarize(data: dict) -> list[dict]:
     ``photos`` is the mean number of training photos per species (``"all"`` becomes the count).
     """
     groups: dict[tuple, list[dict]] = {}
-    for r in data["runs"]:
+    for r in _shown(data):
         groups.setdefault((r["species"], str(r["train_per_species"]), r["mode"]), []).append(r)
     rows = []
     for (k, n, mode), runs in groups.items():
@@ -62,7 +62,7 @@ def gains(data: dict) -> list[dict]:
     likewise; else ``"ties"`` (within noise).
     """
     paired: dict[tuple, dict[int, dict]] = {}
-    for r in data["runs"]:
+    for r in _shown(data):
         if r["mode"] in ("linear", "finetune"):
             paired.setdefault((r["species"], str(r["train_per_species"])), {}).setdefault(r["seed"], {})[r["mode"]] = r
     out = []
@@ -121,6 +121,11 @@ def _standard_error(d: list[float], runs: list[dict]) -> float:
     p = _mean([s["linear"]["val_accuracy"] for s in runs])
     binomial = (max(p * (1 - p), 1e-4) / runs[0]["linear"]["n_val"]) ** 0.5
     return max(_sd(d), binomial) / len(d) ** 0.5
+
+
+def _shown(data: dict) -> list[dict]:
+    """The runs a chart or sentence may use: a diverged run is left out, never shown as an accuracy."""
+    return [r for r in data["runs"] if r.get("diverged_at") is None]
 
 
 def _list(items: list[str]) -> str:

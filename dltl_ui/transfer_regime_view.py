@@ -93,7 +93,7 @@ def _list(xs: list) -> str:
 
 def _public(command: str) -> str:
     """The command without the machine's folder (a visitor never sees a server path)."""
-    return re.sub(r"--data \S+", "--data DIR", command)
+    return re.sub(r"--out \S+", "--out FILE", re.sub(r"--data \S+", "--data DIR", command))
 
 
 def section() -> None:

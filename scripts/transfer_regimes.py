@@ -84,7 +84,7 @@ def run_finetune(cfg: tl.TransferConfig, backbone, cut, feats, acts, y, tr, va, 
     probe, probe_acc = tl.probe_head(feats, y, tr, va, cfg, k, policy)  # part of its cost on the page
     _, _, res = tl.finetune_tail(cfg, backbone, cut, probe, acts, y, tr, va, policy)
     return {"val_accuracy": _accuracy(res), "seconds": time.perf_counter() - t, "probe_accuracy": float(probe_acc),
-            "epochs": cfg.train_config(len(tr)).epochs}
+            "epochs": len(res.history), "diverged_at": res.diverged_at}
 
 
 def run_scratch(cfg: tl.TransferConfig, backbone, images, y, tr, va, k, policy) -> dict[str, Any]:

@@ -66,6 +66,18 @@ def test_caption_is_computed_from_the_data(shipped):
         assert (g["verdict"] == "wins") <= (g["low"] > 0)
 
 
+def test_a_diverged_run_is_left_out_not_shown(shipped):
+    data = copy.deepcopy(shipped)
+    ft = next(r for r in data["runs"] if r["mode"] == "finetune")
+    ft["diverged_at"], ft["val_accuracy"] = 1, 0.0
+    cell = [g for g in tr.gains(data) if g["species"] == ft["species"]
+            and g["train_per_species"] == str(ft["train_per_species"])][0]
+    assert cell["seeds"] == len(shipped["seeds"]) - 1
+    rows = [r for r in tr.summarize(data) if r["mode"] == "finetune" and r["species"] == ft["species"]
+            and r["train_per_species"] == str(ft["train_per_species"])]
+    assert rows[0]["seeds"] == len(shipped["seeds"]) - 1 and rows[0]["low"] > 0
+
+
 def test_a_malformed_measurement_is_refused(shipped):
     bad = copy.deepcopy(shipped)
     bad["runs"][0]["val_accuracy"] = 1.7
