@@ -43,22 +43,48 @@ from dltl_core.features import (FeatureSet, embed_images, extract_activations, e
                                 load_image_tensors, store_features, uncached_photos,
                                 make_batch_transform, pooled_features, train_image_size)
 from dltl_core.images import open_rgb
+from dltl_core.separation import separation as separation_score
 from dltl_core.train import Callback, EpochRecord, StopFlag, TrainConfig, fit, predict
 
 MODES = ("linear", "finetune", "scratch")
+
+
+@dataclass(frozen=True)
+class FinetuneDefaults:
+    """The one fine-tuning default of the page, the command line and the README.
+
+    The last ``unfreeze_blocks`` stages train on the cached activations of the frozen early
+    stages (LP-FT: the new head starts from the linear probe). Chosen from the measurement
+    shipped in ``assets/transfer_regimes.json`` (``scripts/transfer_regimes.py``), where it
+    is compared with the frozen backbone over seeds and photos per species.
+
+    ``bn_frozen``: the trained stages' BatchNorm keeps its pretrained running statistics.
+    Measured on 10 species x 8 training photos (two seeds), updating them from batches of a
+    few species cost 2.5 points of validation accuracy on both seeds.
+    """
+
+    unfreeze_blocks: int = 2
+    epochs: int = 3
+    lr: float = 3e-4
+    backbone_lr_factor: float = 0.3
+    batch_size: int = 32
+    label_smoothing: float = 0.0
+    bn_frozen: bool = True
+
+
+FINETUNE = FinetuneDefaults()
 # The page's default fine-tuning: the last stage and the final conv train on cached activations.
-DEFAULT_UNFREEZE = 2
+DEFAULT_UNFREEZE = FINETUNE.unfreeze_blocks
 MODE_TITLES = {"linear": "Transfer (frozen backbone, linear head)",
-               "finetune": "Fine-tuning (whole network)", "scratch": "From scratch (random init)"}
+               "finetune": "Fine-tuning (last stages, or end to end)", "scratch": "From scratch (random init)"}
 
 # Per-mode defaults: the linear head trains on cached features (cheap, many epochs);
 # the image modes pay a full forward/backward per photo per epoch (few epochs on a CPU).
 _DEFAULTS = {
     "linear": {"epochs": 30, "lr": 3e-3, "batch_size": 32},
     "finetune": {"epochs": 4, "lr": 1e-3, "batch_size": 16},
-    # LP-FT: the head starts from the linear probe, so a small lr and 3 epochs suffice (measured on
-    # 10 species x 40 photos: validation accuracy equal to the probe's; lr 1e-3 first lost 2-4 points).
-    "finetune_cached": {"epochs": 3, "lr": 3e-4, "batch_size": 32, "backbone_lr_factor": 0.3},
+    "finetune_cached": {"epochs": FINETUNE.epochs, "lr": FINETUNE.lr, "batch_size": FINETUNE.batch_size,
+                        "label_smoothing": FINETUNE.label_smoothing},
     "scratch": {"epochs": 4, "lr": 1e-3, "batch_size": 16},
 }
 ProgressFn = Callable[[float, str], None]  # (fraction done in [0, 1], message)
@@ -89,6 +115,9 @@ class TransferConfig:
         image_size: crop size for the image modes (None = the backbone's input size).
         weight_decay: L2 penalty of the optimizer.
         feature_map: ``"pca"`` or ``"tsne"``.
+        label_smoothing: cross-entropy label smoothing (None = the mode's default).
+        bn_frozen: fine-tuning the last stages (cached or not): BatchNorm keeps its pretrained running
+            statistics (None = the default, ``FINETUNE.bn_frozen``).
     """
 
     data: str
@@ -108,6 +137,8 @@ class TransferConfig:
     image_size: int | None = None
     weight_decay: float = 1e-4
     feature_map: str = "pca"
+    label_smoothing: float | None = None
+    bn_frozen: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -122,13 +153,23 @@ class TransferConfig:
             raise ValueError(f"stages to fine-tune must be between 0 and 50, got {self.unfreeze_blocks}")
         if self.backbone_lr_factor is not None and not 0 < self.backbone_lr_factor <= 10:
             raise ValueError("the backbone learning-rate factor must be in (0, 10]")
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
     @property
     def lr_factor(self) -> float:
         """The backbone's share of the head's learning rate (the mode's default if unset)."""
         if self.backbone_lr_factor is not None:
             return self.backbone_lr_factor
-        return 0.3 if self.uses_cached_activations else 0.1
+        return FINETUNE.backbone_lr_factor if self.uses_cached_activations else 0.1
+
+    @property
+    def bn_stats_frozen(self) -> bool:
+        """Fine-tuning the last stages: their BatchNorm keeps its pretrained statistics (cached
+        or not, so both ways train the same network); end to end it updates them."""
+        if self.mode != "finetune" or self.unfreeze_blocks is None:
+            return False
+        return self.bn_frozen if self.bn_frozen is not None else FINETUNE.bn_frozen
 
     @property
     def uses_cached_activations(self) -> bool:
@@ -140,7 +181,26 @@ class TransferConfig:
         d = _DEFAULTS["finetune_cached" if self.uses_cached_activations else self.mode]
         return TrainConfig(epochs=self.epochs or d["epochs"], lr=self.lr or d["lr"],
                            batch_size=max(1, min(self.batch_size or d["batch_size"], n_train)),
-                           optimizer="adam", weight_decay=self.weight_decay, seed=self.seed)
+                           optimizer="adam", weight_decay=self.weight_decay, seed=self.seed,
+                           label_smoothing=(self.label_smoothing if self.label_smoothing is not None
+                                            else d.get("label_smoothing", 0.0)))
+
+
+def finetune_default_config(data: str, **changes: Any) -> TransferConfig:
+    """The default fine-tuning run (``FINETUNE``) on ``data``, with ``changes`` to its fields."""
+    base = {"mode": "finetune", "unfreeze_blocks": FINETUNE.unfreeze_blocks, "epochs": FINETUNE.epochs,
+            "lr": FINETUNE.lr, "backbone_lr_factor": FINETUNE.backbone_lr_factor}
+    return TransferConfig(data=data, **{**base, **changes})
+
+
+def finetune_settings(config: TransferConfig) -> dict[str, Any]:
+    """What a fine-tuning run of ``config`` trains with (defaults filled in), for provenance."""
+    cfg = config.train_config(10**6)
+    return {"unfreeze_blocks": config.unfreeze_blocks, "cached_activations": config.uses_cached_activations,
+            "epochs": cfg.epochs, "lr": cfg.lr, "backbone_lr_factor": config.lr_factor,
+            "batch_size": cfg.batch_size, "label_smoothing": cfg.label_smoothing,
+            "weight_decay": cfg.weight_decay, "optimizer": cfg.optimizer,
+            "bn_frozen": config.bn_stats_frozen}
 
 
 @dataclass
@@ -179,6 +239,8 @@ class TransferResult:
     trained_stages: list[str] = field(default_factory=list)  # ... and what trained
     cached_activations: bool = False
     probe_accuracy: float | None = None  # cached fine-tuning: the linear probe its head started from
+    # ``dltl_core.separation`` scores of the validation photos: "before" (pretrained), "after" (trained)
+    separation: dict[str, dict | None] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The command line's JSON keys."""
@@ -196,10 +258,11 @@ class PartlyFrozen(nn.Module):
     layers keep updating their running statistics from small batches.
     """
 
-    def __init__(self, model: nn.Module, frozen: Sequence[str]) -> None:
+    def __init__(self, model: nn.Module, frozen: Sequence[str], bn_frozen: bool = False) -> None:
         super().__init__()
         self.net = model
         self.frozen = list(frozen)
+        self.bn_frozen = bn_frozen  # the trained stages' BatchNorm keeps its statistics too
         for name in self.frozen:
             self.net.get_submodule(name).requires_grad_(False)
 
@@ -207,6 +270,10 @@ class PartlyFrozen(nn.Module):
         super().train(mode)
         for name in self.frozen:
             self.net.get_submodule(name).eval()
+        if self.bn_frozen:
+            for m in self.net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def forward(self, x: Tensor) -> Tensor:
@@ -275,11 +342,23 @@ class TailNet(nn.Module):
     cached activations, ``net`` itself is the fine-tuned network for photos.
     """
 
-    def __init__(self, net: nn.Module, cut: int) -> None:
+    def __init__(self, net: nn.Module, cut: int, bn_frozen: bool = False) -> None:
         super().__init__()
         self.net = net
         self.cut = cut
+        self.bn_frozen = bn_frozen
         self.stages = nn.ModuleList(feature_stages(net)[cut:])
+
+    def train(self, mode: bool = True) -> "TailNet":
+        """With ``bn_frozen``, BatchNorm keeps its pretrained statistics (its scale and shift
+        still train): small batches of a few species would otherwise drag the running means
+        away from what the probe-initialised head was fitted to."""
+        super().train(mode)
+        if self.bn_frozen:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def features(self, a: Tensor) -> Tensor:
         """Pooled features (B, D) from the activations ``a`` at the cut."""
@@ -602,6 +681,7 @@ def _run_linear(config, birds, tr_pos, va_pos, backbone, policy, t0, test_data, 
         n_train=len(tr), n_val=len(va), feature_seconds=feature_seconds, train_seconds=train_seconds,
         features_cached=fs.extracted == 0, extraction_cost_seconds=fs.cost_seconds,
         interrupted=res.interrupted,
+        separation={"before": separation_score(x, y, tr, va) if config.feature_map != "none" else None},
         head={"weight": head.weight.detach().numpy().copy(), "bias": head.bias.detach().numpy().copy()},
         data_config=dict(backbone.data_config))
 
@@ -640,9 +720,10 @@ def pretrained_tail_features(backbone: Backbone, cut: int, acts: Tensor, policy:
     return torch.cat(out) if out else torch.zeros(0, backbone.num_features)
 
 
-def _probe_head(feats: Tensor, y: Tensor, tr: list[int], va: list[int], config: TransferConfig,
+def probe_head(feats: Tensor, y: Tensor, tr: list[int], va: list[int], config: TransferConfig,
                 k: int, policy: DevicePolicy) -> tuple[nn.Linear, float | None]:
-    """The linear probe on the pretrained features: the fine-tuned head starts from it (LP-FT)."""
+    """The linear probe on the pretrained features (the page's linear mode, trained the same way);
+    the fine-tuned head starts from it (LP-FT). Returns (head, last epoch's validation accuracy)."""
     from dataclasses import replace
     cfg = replace(config, mode="linear", epochs=None, lr=None, batch_size=None).train_config(len(tr))
     head = _linear_head(feats.shape[1], k, config.seed)
@@ -669,6 +750,31 @@ def _rows(birds: BirdSet, files: Sequence[str], config: TransferConfig) -> tuple
     return tr, va
 
 
+def finetune_tail(config: TransferConfig, backbone: Backbone, cut: int, probe: nn.Linear, x: Tensor, y: Tensor,
+                  tr: Sequence[int], va: Sequence[int], policy: DevicePolicy,
+                  callbacks: Sequence[Callback] = ()) -> tuple[PartlyFrozen, TailNet, Any]:
+    """LP-FT on cached activations: a copy's stages from ``cut`` on and a new head (started from
+    ``probe``) train on the activations ``x`` of the frozen stages (rows ``tr``; ``va`` validates).
+
+    The page, the command line and ``scripts/transfer_regimes.py`` all fine-tune through here.
+
+    Returns:
+        (the fine-tuned copy, its ``TailNet`` view, the training core's ``FitResult``).
+    """
+    model, body, head = finetune_model(backbone, len(probe.bias), config.unfreeze_blocks)
+    with torch.no_grad():
+        model.net.get_classifier().weight.copy_(probe.weight)
+        model.net.get_classifier().bias.copy_(probe.bias)
+    tail = TailNet(model.net, cut, bn_frozen=config.bn_stats_frozen)
+    cfg = config.train_config(len(tr))
+    groups = [g for g in ({"params": body, "lr": cfg.lr * config.lr_factor},
+                          {"params": head, "lr": cfg.lr}) if g["params"]]
+    tr, va = list(tr), list(va)
+    res = fit(tail, (x[tr], y[tr]), (x[va], y[va]) if va else None, cfg, policy=policy,
+              callbacks=list(callbacks), param_groups=groups)
+    return model, tail, res
+
+
 def _run_cached(config, birds, tr_pos, va_pos, backbone, policy, t0, test_data, progress, on_epoch,
                 should_stop) -> TransferResult:
     k, cut = len(birds.species), cut_index(backbone, config.unfreeze_blocks)
@@ -677,32 +783,26 @@ def _run_cached(config, birds, tr_pos, va_pos, backbone, policy, t0, test_data, 
     if progress:
         progress(0.3, "training the linear probe that the new head starts from")
     before = pretrained_tail_features(backbone, cut, x, policy)
-    probe, probe_acc = _probe_head(before, y, tr, va, config, k, policy)
-    model, body, head = finetune_model(backbone, k, config.unfreeze_blocks)
-    with torch.no_grad():
-        model.net.get_classifier().weight.copy_(probe.weight)
-        model.net.get_classifier().bias.copy_(probe.bias)
-    tail = TailNet(model.net, cut)
-    cfg = config.train_config(len(tr))
-    groups = [g for g in ({"params": body, "lr": cfg.lr * config.lr_factor},
-                          {"params": head, "lr": cfg.lr}) if g["params"]]
+    probe, probe_acc = probe_head(before, y, tr, va, config, k, policy)
     feature_seconds = time.perf_counter() - t0
-    curve = _Curve(t0, "finetune", cfg.epochs, progress, on_epoch, 0.35, 0.55)
+    curve = _Curve(t0, "finetune", config.train_config(len(tr)).epochs, progress, on_epoch, 0.35, 0.55)
     t1 = time.perf_counter()
-    res = fit(tail, (x[tr], y[tr]), (x[va], y[va]) if va else None, cfg, policy=policy,
-              callbacks=_callbacks(curve, should_stop), param_groups=groups)
+    model, tail, res = finetune_tail(config, backbone, cut, probe, x, y, tr, va, policy,
+                                     _callbacks(curve, should_stop))
     train_seconds = time.perf_counter() - t1
     tail.eval()
     probs = predict(tail, x[va], batch_size=64, policy=policy) if va else torch.zeros(0, k)
     test_acc = _cached_test_accuracy(config, birds, backbone, policy, cut, tail, test_data)
     if progress:
         progress(0.92, "drawing the feature map")
-    fmap = _before_after_map(config, birds, before, _tail_features(tail, x), y, acts.files)
+    after = _tail_features(tail, x)
+    fmap = _before_after_map(config, birds, before, after, y, acts.files)
+    sep = {"before": separation_score(before, y, tr, va), "after": separation_score(after, y, tr, va)}
     names = stage_names(backbone.model)
     return _image_result(config, birds, backbone, t0, curve, res, probs, y[va], tr, va, acts.files,
                          fmap, feature_seconds, train_seconds, test_acc, acts.skipped, model,
                          frozen_stages=names[:cut], trained_stages=names[cut:] + ["new head"],
-                         cached_activations=True, probe_accuracy=probe_acc,
+                         cached_activations=True, probe_accuracy=probe_acc, separation=sep,
                          features_cached=acts.extracted == 0, progress=progress)
 
 
@@ -770,6 +870,7 @@ def _run_images(config, birds, tr_pos, va_pos, backbone, policy, t0, test_data, 
     names = stage_names(backbone.model)
     if config.mode == "finetune":
         model, body, head = finetune_model(backbone, k, config.unfreeze_blocks)
+        model.bn_frozen = config.bn_stats_frozen
         groups = [{"params": body, "lr": cfg.lr * config.lr_factor}, {"params": head, "lr": cfg.lr}]
         groups = [g for g in groups if g["params"]]
         net = model.net
@@ -798,13 +899,16 @@ def _run_images(config, birds, tr_pos, va_pos, backbone, policy, t0, test_data, 
     if progress:
         progress(0.92, "drawing the feature map")
     fmap: list[dict[str, Any]] = []
+    sep: dict[str, dict | None] = {}
     if config.feature_map != "none":
         # Before: the pretrained features (cached); after: the trained network's features.
         fs = extract_features(backbone, files, y_all.tolist(), policy=policy)
-        fmap = _before_after_map(config, birds, fs.features, embed_images(net, x_all, transform, 32, policy),
-                                 y_all, files)
+        after = embed_images(net, x_all, transform, 32, policy)
+        fmap = _before_after_map(config, birds, fs.features, after, y_all, files)
+        sep = {"before": separation_score(fs.features, y_all, tr, va), "after": separation_score(after, y_all, tr, va)}
     return _image_result(config, birds, backbone, t0, curve, res, probs, y_all[va], tr, va, files, fmap,
-                         feature_seconds, train_seconds, test_acc, bad, model, progress=progress, **stages)
+                         feature_seconds, train_seconds, test_acc, bad, model, progress=progress, separation=sep,
+                         **stages)
 
 
 # --------------------------------------------------------------------------- predict

@@ -13,8 +13,9 @@ from dltl_core import backbones as bk
 from dltl_core import birds
 from dltl_core import budget as mem
 from dltl_core import needs
+from dltl_core import transfer_regimes as regimes
 from dltl_core.features import FeatureSet, measured_rate, uncached_photos
-from dltl_core.transfer import (DEFAULT_UNFREEZE, TransferConfig, TransferResult, ensure_features, features_job,
+from dltl_core.transfer import (DEFAULT_UNFREEZE, FINETUNE, TransferConfig, TransferResult, ensure_features, features_job,
                                 run_transfer, stage_names, transfer_job)
 from dltl_core.jobs import get_runner
 from dltl_ui import jobs as jobs_ui
@@ -184,16 +185,22 @@ def _seconds(fs: FeatureSet, epochs: int, size: int) -> dict[str, float] | None:
     when these photos' features were first extracted); None when no rate is known.
 
     End to end: ~3 forward passes per training photo per epoch (forward + backward) plus one for
-    validation. Cached: one frozen pass (when not cached yet) plus ~0.1 of a forward per photo per
-    epoch (EfficientNet-Lite0's last stage and final conv at 7x7, measured on 2 cores).
+    validation. Cached: ``transfer_regimes.finetune_seconds`` (a job's start-up, the frozen pass at
+    another image size, and each photo-epoch's cost measured by ``scripts/transfer_regimes.py``).
     """
     n_photos = len(fs.files)
     rate = measured_rate() or (n_photos / fs.cost_seconds if fs.cost_seconds > 0 else None)
     if not rate:
         return None
     scale = (size / 224) ** 2
-    return {"full": n_photos * (0.8 * 3 + 0.2) / rate * scale * epochs + n_photos / rate,
-            "cached": n_photos / rate * scale * (1 + 0.1 * epochs) + 5}
+    full = n_photos * (0.8 * 3 + 0.2) / rate * scale * epochs + n_photos / rate
+    # Calibrated by scripts/transfer_regimes.py (a photo-epoch of the last stages in full forward
+    # passes); at another image size the frozen stages run once more first.
+    cached = regimes.finetune_seconds(round(0.8 * n_photos), round(0.2 * n_photos), epochs, rate / scale,
+                                      uncached=0 if size == 224 else n_photos)
+    if cached is None:
+        cached = n_photos / rate * scale * (1 + 0.1 * epochs) + 5
+    return {"full": full, "cached": cached}
 
 
 def _times(fs: FeatureSet, epochs: int, size: int) -> dict[str, str]:
@@ -276,17 +283,19 @@ def image_settings(base: TransferConfig, backbone: bk.Backbone, fs: FeatureSet, 
     """The fine-tuning / from-scratch settings; returns one config per mode."""
     with st.expander("Fine-tuning and from-scratch settings", expanded=False):
         e1, e2, e3 = st.columns(3)
-        epochs = e1.slider("Epochs", 1, 20, 3, key="tl_epochs")
+        epochs = e1.slider("Epochs", 1, 20, FINETUNE.epochs, key="tl_epochs")
         size = e2.select_slider("Image size (pixels)", [96, 128, 160, 192, 224], value=224, key="tl_size",
                                 help="The backbone saw 224 px photos; smaller is faster on a CPU.")
-        lr = e3.select_slider("Learning rate (head)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=3e-4, key="tl_lr")
+        lr = e3.select_slider("Learning rate (head)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=FINETUNE.lr,
+                                key="tl_lr")
         times = _times(fs, epochs, size)
         labels = {"cached": f"Last stages, on cached activations ({times['cached']})",
                   "full": f"All stages, end to end on the photos ({times['full']})"}
         way = st.radio("Fine-tuning", ["cached", "full"], format_func=labels.get, horizontal=True,
                        key="tl_ft_way")
         f1, f2, f3 = st.columns(3)
-        factor = f1.select_slider("Backbone lr factor (fine-tuning)", [0.01, 0.03, 0.1, 0.3, 1.0], value=0.3,
+        factor = f1.select_slider("Backbone lr factor (fine-tuning)", [0.01, 0.03, 0.1, 0.3, 1.0],
+                                  value=FINETUNE.backbone_lr_factor,
                                   key="tl_factor")
         unfreeze = f2.select_slider("Stages to fine-tune", [1, 2, 3, 4], value=DEFAULT_UNFREEZE,
                                     key="tl_unfreeze", disabled=way == "full",

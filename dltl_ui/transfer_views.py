@@ -15,6 +15,7 @@ from dltl_core import birds
 from dltl_core.backbones import Backbone
 from dltl_core.birds import upload as up
 from dltl_core.images import MAX_PIXELS, ImageError, open_rgb
+from dltl_core.separation import separation_caption
 from dltl_core.transfer import TransferResult, predict_photo
 from dltl_ui import transfer_charts as tc
 
@@ -123,8 +124,8 @@ def feature_map_tab(results: dict[str, TransferResult], method: str) -> None:
     with right:
         if after:
             ui.show_chart(tc.feature_map_chart(after, f"After fine-tuning ({method})"),
-                          caption="What to notice: compare with the left map: are the species' clusters "
-                          "tighter and further apart after fine-tuning (more epochs help)?")
+                          caption=separation_caption(tuned.separation.get("before"), tuned.separation.get("after"),
+                                                     method))
         else:
             st.info("Fine-tune (above) to see how the feature map changes.")
 

@@ -11,6 +11,7 @@ import dltl_ui as ui
 from dltl_core import birds
 from dltl_core.transfer import TransferConfig, TransferResult
 from dltl_ui import data_source
+from dltl_ui import transfer_regime_view as regime
 from dltl_ui import transfer_train as tt
 from dltl_ui import transfer_views as tv
 from dltl_ui.transfer_views import skipped_note  # noqa: F401 - used by the data-source section
@@ -136,3 +137,5 @@ tv.summary(results, stopped)
 with ui.guard("the model download"):
     tv.download_model(results, {"linear": lin_cfg, **cfgs}, backbone)
 tv.result_tabs(results, stopped, backbone, fmap_method)
+with ui.guard("the measured regimes"):
+    regime.section()  # when fine-tuning pays: the shipped measurement, its caption computed from it

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE
 from dltl_core.birds import default_birds_dir
@@ -13,7 +13,10 @@ from dltl_core.settings import Setting
 from dltl_core.train.config import TrainConfig
 from dltl_core.progress import Progress
 from dltl_core.train.tensorboard import tensorboard_available
-from dltl_core.transfer import MODES
+from dltl_core.transfer import FINETUNE, MODES, _DEFAULTS
+
+if TYPE_CHECKING:
+    from dltl_core.transfer import TransferConfig
 
 NAME = "transfer"
 HELP = "Classify bird species with a pretrained backbone: linear head, fine-tuning or from scratch."
@@ -37,11 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULT_BACKBONE)
     add_bounded(parser, "--max-per-species", PER_SPECIES, help="cap on photos per species")
     parser.add_argument("--val-fraction", type=float, default=0.2)
-    add_bounded(parser, "--epochs", EPOCHS, help="epochs (default: 30 linear, 4 image modes)")
-    parser.add_argument("--lr", type=float, default=None)
+    add_bounded(parser, "--epochs", EPOCHS,
+                help=f"epochs (default: {_DEFAULTS['linear']['epochs']} linear, {FINETUNE.epochs} fine-tuning, "
+                     f"{_DEFAULTS['finetune']['epochs']} end to end, {_DEFAULTS['scratch']['epochs']} scratch)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"default: {_DEFAULTS['linear']['lr']:g} linear, {FINETUNE.lr:g} fine-tuning "
+                             f"(the backbone x {FINETUNE.backbone_lr_factor:g}), {_DEFAULTS['finetune']['lr']:g} "
+                             f"end to end and scratch")
     add_bounded(parser, "--batch-size", BATCH_SIZE, help="mini-batch size (default: the mode's)")
-    add_bounded(parser, "--unfreeze-blocks", UNFREEZE, help="fine-tuning: train only the last N stages "
-                                                            "(default: all)")
+    add_bounded(parser, "--unfreeze-blocks", UNFREEZE,
+                help=f"fine-tuning: train only the last N stages, on the cached activations of the "
+                     f"frozen ones (default: {FINETUNE.unfreeze_blocks}, the page's default)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="fine-tuning: train every stage on the photos, with augmentation (minutes on a CPU)")
     parser.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     add_bounded(parser, "--image-size", IMAGE_SIZE, help="crop size for finetune/scratch (default: the backbone's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -56,8 +67,10 @@ def check_args(args: argparse.Namespace, data: str) -> None:
     """Refuse out-of-range values and unwritable outputs before any photo is decoded."""
     check_range("--lr", args.lr, 0, low_open=True)
     check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
-    if args.unfreeze_blocks is not None and args.mode != "finetune":
-        raise ValueError("--unfreeze-blocks applies to --mode finetune only")
+    if (args.unfreeze_blocks is not None or args.end_to_end) and args.mode != "finetune":
+        raise ValueError("--unfreeze-blocks and --end-to-end apply to --mode finetune only")
+    if args.unfreeze_blocks is not None and args.end_to_end:
+        raise ValueError("--end-to-end trains every stage: leave out --unfreeze-blocks")
     if args.image_size is not None and args.mode == "linear":
         raise ValueError("--image-size applies to --mode finetune or scratch (linear uses the backbone's size)")
     species = str(args.species).strip()
@@ -74,19 +87,29 @@ def check_args(args: argparse.Namespace, data: str) -> None:
         raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
+def config_from_args(args: argparse.Namespace, data: str) -> "TransferConfig":
+    """The run the arguments ask for; ``--mode finetune`` alone is the page's default (``FINETUNE``)."""
+    from dltl_core.transfer import TransferConfig
+
+    unfreeze = args.unfreeze_blocks
+    if args.mode == "finetune" and unfreeze is None and not args.end_to_end:
+        unfreeze = FINETUNE.unfreeze_blocks  # the one default of the page and the command line
+    return TransferConfig(
+        data=str(data), species=str(args.species), max_per_species=args.max_per_species,
+        val_fraction=args.val_fraction, seed=args.seed, backbone=args.backbone, mode=args.mode,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, unfreeze_blocks=unfreeze,
+        augment=not args.no_augment, image_size=args.image_size, feature_map="none")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from dltl_core.backbones import create_backbone
-    from dltl_core.transfer import TransferConfig, run_transfer
+    from dltl_core.transfer import run_transfer
 
     data = args.data or default_birds_dir()
     if data is None:
         raise ValueError("no bird folder: pass --data DIR (one sub-folder per species) or set DLTL_BIRDS_DIR")
     check_args(args, str(data))
-    config = TransferConfig(
-        data=str(data), species=str(args.species), max_per_species=args.max_per_species,
-        val_fraction=args.val_fraction, seed=args.seed, backbone=args.backbone, mode=args.mode,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, unfreeze_blocks=args.unfreeze_blocks,
-        augment=not args.no_augment, image_size=args.image_size, feature_map="none")
+    config = config_from_args(args, str(data))
     backbone = create_backbone(args.backbone)
     bar = Progress.from_args(args).fraction_fn()  # the messages name the mode and phase
     try:

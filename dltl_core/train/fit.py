@@ -41,6 +41,9 @@ SMALL_MODEL_PARAMS = 1_000_000
 # loss of the very first step (e.g. ReLU nets blown up by a huge lr, whose units then
 # all die: the loss stays finite but the network is wrecked).
 DIVERGENCE_FACTOR = 10.0
+# The first loss the factor multiplies is at least this: a warm start (a fine-tune whose head
+# starts from a fitted linear probe) begins near 0, and 0.0003 -> 0.003 is no explosion.
+DIVERGENCE_FLOOR = 0.1
 
 
 @contextlib.contextmanager
@@ -381,7 +384,7 @@ def _divergence(record: EpochRecord, first_loss: float, classes: int, has_val: b
     """Why this epoch counts as diverged, or "" (see ``DIVERGENCE_FACTOR`` and ``_collapsed``)."""
     if not math.isfinite(record.train_loss) or (has_val and not math.isfinite(record.val_loss)):
         return "the loss became inf/NaN"
-    if record.train_loss > DIVERGENCE_FACTOR * first_loss:
+    if record.train_loss > DIVERGENCE_FACTOR * max(first_loss, DIVERGENCE_FLOOR):
         return f"the training loss exploded to {record.train_loss:.3g} (from {first_loss:.3g})"
     if _collapsed(record, classes):
         return (f"the network collapsed to chance: training loss {record.train_loss:.3f} ≈ ln {classes}, "
