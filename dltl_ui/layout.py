@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 import traceback
-from typing import Any, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 import altair as alt
 import streamlit as st
@@ -196,9 +196,23 @@ def main_chart() -> Any:
     return st.container(key=MAIN_CHART_KEY)
 
 
-def show_chart(chart: alt.TopLevelMixin, caption: str | None = None) -> None:
-    """Render an Altair chart with the DLTL theme, and a caption saying what to notice."""
-    st.altair_chart(chart, width="stretch", theme=None)
+def show_chart(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin], caption: str | None = None, *,
+               key: Hashable | None = None) -> None:
+    """Render an Altair chart with the DLTL theme, and a caption saying what to notice.
+
+    Args:
+        chart: the chart, or (with ``key``) a function that builds it.
+        caption: what to notice.
+        key: names everything the chart shows: its compiled spec is then kept and reused
+            (``charts.compiled.show_cached``), so a rerun or another session showing the same
+            chart skips Altair altogether, and a builder is only called the first time.
+    """
+    if key is None:
+        st.altair_chart(chart() if callable(chart) else chart, width="stretch", theme=None)
+    else:
+        from dltl_ui.charts.compiled import show_cached  # late: charts import this module
+
+        show_cached(key, chart if callable(chart) else (lambda: chart))
     if caption:
         st.caption(caption)
 
