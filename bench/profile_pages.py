@@ -230,7 +230,7 @@ def main() -> None:
         flags += ["--runner.postScriptGC", "true" if args.gc == "on" else "false"]
     env = dict(os.environ, HOME=tmp, DLTL_CACHE_DIR=os.path.join(tmp, "cache"))
     proc = subprocess.Popen([sys.executable, __file__, "--counters", counters, "--serve", args.app, *flags],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=Path(args.app).parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_up(base)
