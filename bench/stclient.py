@@ -8,7 +8,7 @@ waits for. Like the browser, it tells the server which large messages it already
 
     from stclient import connect
     s = connect("http://127.0.0.1:8501", "/gd", "lr=0.1")   # first load (seconds in s.first)
-    seconds, n_elements, exception_seen = s.rerun(query="lr=0.2")      # a new link
+    seconds, n_elements, exception_seen = s.rerun()                    # the same again
     seconds, n_elements, exception_seen = s.rerun(widgets={"at": 50})  # move a slider
     s.last.bytes_received, s.last.status                  # what that rerun sent and how it ended
     s.close()
@@ -85,8 +85,8 @@ class Session:
         """Rerun with a new query string and/or widget values; returns (seconds, elements, exception seen).
 
         Args:
-            query: the page's new query string (None keeps the current one). A new query with no
-                widget values is what a newly opened link sends (the server reads the URL).
+            query: the page's new query string (None keeps the current one). The DLTL pages
+                read the URL when a session starts: to open another link, ``connect`` again.
             widgets: values by widget key or label; a slider takes a number (or a pair).
         """
         if query is not None:
