@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -75,10 +76,15 @@ def summary(latencies: list[float], seconds: float, dropped: int, exceptions: in
 
 
 class Server:
-    """A Streamlit server: started here (its pid known) or given by URL."""
+    """A Streamlit server: started here (its pid known), ``replicas`` behind nginx
+    (``scripts/replicas.sh``), or given by URL."""
 
-    def __init__(self, app: Path | None, url: str | None, flags: list[str], home: str) -> None:
+    def __init__(self, app: Path | None, url: str | None, flags: list[str], home: str, replicas: int = 0) -> None:
         self.proc = None
+        self.pids: list[int] = []
+        if replicas:
+            self._replicas(replicas, home)
+            return
         if url:
             host = urllib.parse.urlsplit(url).hostname
             if host not in ("127.0.0.1", "localhost", "::1"):
@@ -94,14 +100,37 @@ class Server:
             cwd=app.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_up(self.url)
 
+    def _replicas(self, n: int, home: str) -> None:
+        port, first = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        log = Path(home) / "replicas.log"
+        env = dict(os.environ, HOME=home, DLTL_CACHE_DIR=os.path.join(home, "cache"), DLTL_REPLICA_PORT=str(first))
+        self.proc = subprocess.Popen(["bash", "scripts/replicas.sh", str(n), f"127.0.0.1:{port}"], cwd=ROOT, env=env,
+                                     stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and "run folder" not in log.read_text():
+            if self.proc.poll() is not None:
+                raise RuntimeError(log.read_text()[-2000:])
+            time.sleep(0.5)
+        run = Path(log.read_text().split("run folder ", 1)[1].split(")", 1)[0])
+        self.pids = [int((run / f"replica-{i}.pid").read_text()) for i in range(n)]
+        wait_up(self.url)
+
     def cpu(self) -> float | None:
+        if self.pids:
+            return sum(cpu_s(p) for p in self.pids)
         return cpu_s(self.proc.pid) if self.proc else None
 
     def rss(self) -> float | None:
+        if self.pids:
+            return round(sum(rss_mb(p) for p in self.pids), 1)
         return round(rss_mb(self.proc.pid), 1) if self.proc else None
 
     def stop(self) -> None:
-        if self.proc:
+        if self.proc and self.pids:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # replicas.sh stops nginx and its replicas
+            self.proc.wait(timeout=60)
+        elif self.proc:
             self.proc.terminate()
             self.proc.wait(timeout=30)
 
@@ -158,13 +187,14 @@ def run_sessions(server: Server, n: int, path: str, query: Callable[[int], str],
 
 def gd_lr(i: int, k: int, shared: bool) -> dict[str, Any]:
     """A learning rate no other session (distinct) or every session (shared) uses at move k."""
-    base = 0.001 + 0.0007 * k
-    return {"lr": round(base + (0 if shared else 0.00001 * (i + 1)), 6)}
+    return {"lr": round(0.001 + 1e-5 * k + (0 if shared else 1e-7 * (i + 1)), 9)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running server on 127.0.0.1 (default: start one)")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="start this many replicas behind nginx (scripts/replicas.sh) instead of one process")
     parser.add_argument("--sizes", default="1,10,30", help="session counts, comma-separated")
     parser.add_argument("--moves", type=int, default=5, help="moves per session (bounded run)")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between one session's moves")
@@ -179,15 +209,28 @@ def main() -> None:
     trivial_app.parent.mkdir()
     trivial_app.write_text(TRIVIAL)
 
-    app = Server(ROOT / "streamlit_app.py", args.url, [], home)
+    app = Server(ROOT / "streamlit_app.py", args.url, [], home, replicas=args.replicas)
     ref = Server(trivial_app, None, [], home) if "trivial" in wanted else None
-    out: dict[str, Any] = {"load_before": round(os.getloadavg()[0], 2), "url": "started" if not args.url else "given",
+    if ref:
+        stclient.connect(ref.url, "/", "", timeout=600).close()  # its first run, like the app's warm-up
+    out: dict[str, Any] = {"load_before": round(os.getloadavg()[0], 2), "replicas": args.replicas or 1,
+                           "url": "given" if args.url else "started",
                            "moves": args.moves, "every_s": args.every, "scenarios": {}}
     res = out["scenarios"]
+    rss: list[float] = []
+    sampling = threading.Event()
+
+    def sample() -> None:  # the server's memory over the whole run (is it bounded?)
+        while not sampling.wait(1.0):
+            value = app.rss()
+            if value:
+                rss.append(value)
+    threading.Thread(target=sample, daemon=True).start()
     try:
         # Warm the server: imports, and each page once (a teacher opened them before class).
-        for page in ("/", "/gd", "/lr", "/overfit"):
-            stclient.connect(app.url, page, "", timeout=600).close()
+        for _ in range(max(1, 3 * args.replicas)):  # behind the proxy each tab lands on a random replica
+            for page in ("/", "/gd", "/lr", "/overfit"):
+                stclient.connect(app.url, page, "", timeout=600).close()
         for n in sizes:
             key = f"N={n}"
             if ref:
@@ -213,8 +256,10 @@ def main() -> None:
             res["heavy"] = heavy(app, args)
         if "single_flight" in wanted:
             res["single_flight"] = single_flight(app, max(sizes), args)
-        out["rss_mb_after"] = app.rss()
     finally:
+        sampling.set()
+        if rss:
+            out["server_rss_mb"] = {"first": rss[0], "max": max(rss), "end": rss[-1], "samples": len(rss)}
         app.stop()
         if ref:
             ref.stop()
@@ -232,9 +277,11 @@ def _overfit_link(seed: int) -> str:
 
 def heavy(app: Server, args: argparse.Namespace) -> dict:
     """/gd p95 of 5 light sessions with and without one session training an /overfit run."""
-    light = lambda: run_sessions(app, 5, "/gd", lambda i: f"lr={0.03 + 0.0001 * i:g}",  # noqa: E731
-                                 lambda i, k: gd_lr(i, k + 7000, False), args.moves, args.every, args.timeout)
-    alone = light()
+    def light(offset: int) -> dict:  # new learning rates each time: no run reuses the other's cache
+        return run_sessions(app, 5, "/gd", lambda i: f"lr={0.03 + 0.0001 * i:g}",
+                            lambda i, k: gd_lr(i, k + offset, False), args.moves, args.every, args.timeout)
+
+    alone = light(7000)
     box: dict[str, Any] = {}
 
     def trainer() -> None:
@@ -248,7 +295,7 @@ def heavy(app: Server, args: argparse.Namespace) -> dict:
                 box["heavy_error"] = type(err).__name__
     t = threading.Thread(target=trainer, daemon=True)
     t.start()
-    with_heavy = light()
+    with_heavy = light(8000)
     t.join(timeout=args.timeout * 10)
     ratio = with_heavy["p95_s"] / alone["p95_s"] if alone["p95_s"] else None
     return {"alone": alone, "with_heavy": with_heavy, "p95_ratio": None if ratio is None else round(ratio, 2), **box}
