@@ -8,7 +8,7 @@ results); no torch.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import altair as alt
 import numpy as np
@@ -16,33 +16,59 @@ import pandas as pd
 
 from dltl_ui.charts.contour import (BANDS, FastLayerChart, _domain, _layer, color_value, contour_chart, paths_frame,
                                     start_frame, surface_frame)
+from dltl_ui.charts.compiled import show_template
 from dltl_ui.charts.palette import COLORS, REGIME_COLORS
 from dltl_ui.layout import chart_height
 
 __all__ = ["BANDS", "COLORS", "REGIME_COLORS", "FastLayerChart", "color_value", "contour_chart", "loss_chart",
-           "lr_chart", "paths_frame", "range_test_chart", "start_frame", "surface_frame", "sweep_chart"]
+           "loss_frames", "loss_layers", "lr_chart", "show_loss", "paths_frame", "range_test_chart", "start_frame", "surface_frame", "sweep_chart"]
+
+
+def loss_frames(paths: pd.DataFrame, at: int | None) -> dict[str, pd.DataFrame]:
+    """The loss chart's data by layer: the paths, the rule at step ``at`` and each run's point there."""
+    frames = {"paths": paths}
+    if at is not None:
+        frames["rule"] = pd.DataFrame({"step": [at]})
+        frames["here"] = paths[paths["step"] == at]
+    return frames
+
+
+def loss_layers(source: Callable[[str], Any], names: Sequence[str], labels: Sequence[str], *, log: bool = True,
+                height: int | None = None, colors: Sequence[str] | None = None,
+                y_title: str = "f − f*  (log scale)") -> alt.LayerChart:
+    """The loss chart's layers, each drawing ``source(name)`` (a frame or ``alt.NamedData``)."""
+    h = height or chart_height(480)
+    scale = _domain(labels, colors)
+    y = alt.Y("gap:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Scale())
+    layers = [alt.Chart(source("paths")).mark_line(strokeWidth=3).encode(
+        x=alt.X("step:Q", title="step"), y=y,
+        color=alt.Color("run:N", scale=scale, legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=400)),
+        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("loss:Q", format=".4g")])]
+    if "rule" in names:
+        layers.append(alt.Chart(source("rule")).mark_rule(strokeDash=[6, 4], color="#555", strokeWidth=2).encode(
+            x=alt.X("step:Q")))
+    if "here" in names:
+        layers.append(alt.Chart(source("here")).mark_point(filled=True, size=160, opacity=1).encode(
+            x=alt.X("step:Q"), y=y, color=alt.Color("run:N", scale=scale, legend=None)))
+    return _layer(*layers, height=h)
 
 
 def loss_chart(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = None, log: bool = True,
                height: int | None = None, colors: Sequence[str] | None = None,
                y_title: str = "f − f*  (log scale)") -> alt.LayerChart:
     """Loss above the minimum against step, one line per run, a rule at step ``at``."""
-    h = height or chart_height(480)
-    scale = _domain(labels, colors)
-    y = alt.Y("gap:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Scale())
-    lines = alt.Chart(paths).mark_line(strokeWidth=3).encode(
-        x=alt.X("step:Q", title="step"), y=y,
-        color=alt.Color("run:N", scale=scale, legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=400)),
-        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("loss:Q", format=".4g")])
-    layers = [lines]
-    if at is not None:
-        layers.append(alt.Chart(pd.DataFrame({"step": [at]})).mark_rule(strokeDash=[6, 4], color="#555",
-                                                                       strokeWidth=2).encode(x=alt.X("step:Q")))
-        here = paths[paths["step"] == at]
-        if len(here):
-            layers.append(alt.Chart(here).mark_point(filled=True, size=160, opacity=1).encode(
-                x=alt.X("step:Q"), y=y, color=alt.Color("run:N", scale=scale, legend=None)))
-    return _layer(*layers, height=h)
+    frames = loss_frames(paths, at)
+    return loss_layers(frames.__getitem__, list(frames), labels, log=log, height=height, colors=colors,
+                       y_title=y_title)
+
+
+def show_loss(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = None, height: int | None = None,
+              colors: Sequence[str] | None = None) -> None:
+    """Draw ``loss_chart``, compiled once per (labels, colours, size): a rerun converts only the data."""
+    frames = loss_frames(paths, at)
+    shape = ("loss", tuple(labels), tuple(colors or ()), height, tuple(frames))
+    show_template(shape, lambda: loss_layers(lambda name: alt.NamedData(name=name), list(frames), labels,
+                                             height=height, colors=colors), frames)
 
 
 def sweep_chart(sweep: pd.DataFrame, *, height: int | None = None, marked: Sequence[float] = ()) -> alt.LayerChart:

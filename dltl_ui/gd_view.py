@@ -12,10 +12,10 @@ from dltl_core.optim import OPTIMIZERS
 from dltl_core.surfaces import Surface
 from dltl_ui import gd_charts as gc
 from dltl_ui.binder import Binder
-from dltl_ui.charts.contour import contour_view, paths_frame
+from dltl_ui.charts.contour import paths_frame, show_contour
 from dltl_ui.gd_state import (OFF, PRESET_NONE, PRESETS, SHORT, apply_preset, current_surface, new_random_start,
                               on_optimizer_change, on_surface_change, sfx)
-from dltl_ui.layout import chart_height, guard, is_classroom, main_chart, show_chart
+from dltl_ui.layout import chart_height, guard, is_classroom, main_chart
 
 Slot = tuple[int, str, DescentConfig]
 
@@ -125,16 +125,16 @@ def descent_view(view: Binder, surface: Surface, runs: list[Descent], slots: lis
         with main_chart():
             left, right = st.columns([3, 2])
             with left:
-                show_chart(contour_view(surface, runs, labels, colors, condition=float(st.session_state.get(
-                    "cond", 10.0)), start=start, at=at, notes=notes, height=chart_height(520, 400)),
-                    caption=f"{surface.about} ◆ known minima, □ the start, ● where each optimizer is at step {at}.")
+                show_contour(surface, runs, labels, colors, condition=float(st.session_state.get("cond", 10.0)),
+                             start=start, at=at, notes=notes, height=chart_height(520, 400))
+                st.caption(f"{surface.about} ◆ known minima, □ the start, ● where each optimizer is at step {at}.")
             with right:
                 if runs:
-                    show_chart(gc.loss_chart(paths_frame(runs, labels, surface.f_min), labels, at=at, colors=colors,
-                                             height=chart_height(470, 360)),
-                               caption="Loss above the minimum on a log scale: a straight downward line is steady "
-                                       "(linear) convergence; a flat stretch is a plateau or a saddle; a line that "
-                                       "stops has diverged.")
+                    gc.show_loss(paths_frame(runs, labels, surface.f_min), labels, at=at, colors=colors,
+                                 height=chart_height(470, 360))
+                    st.caption("Loss above the minimum on a log scale: a straight downward line is steady "
+                               "(linear) convergence; a flat stretch is a plateau or a saddle; a line that "
+                               "stops has diverged.")
         if is_classroom():
             _scrubber(view, steps)
         for i, label, r in zip(slots, labels, runs):

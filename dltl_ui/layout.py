@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import sys
+import threading
 import traceback
-from typing import Any, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 import altair as alt
 import streamlit as st
@@ -33,6 +36,33 @@ _BASE_CSS = """
 .block-container { padding-top: 2.2rem; }
 </style>
 """
+
+
+_freeze_lock = threading.Lock()
+_frozen_at_modules = 0
+
+
+def freeze_imports() -> None:
+    """Move what the imported modules allocated out of the garbage collector's sight, once per
+    new set of imports.
+
+    Streamlit runs a full collection after every script run (``runner.postScriptGC``) so a
+    busy server's memory stays bounded. A full collection walks every tracked object, and
+    torch, pandas, Altair and Streamlit leave about half a million of them alive for good:
+    about 0.3 s per rerun, half of a /gd rerun's time, measured in ``bench/profile_pages.py``.
+    ``gc.freeze()`` puts them in the permanent generation (never scanned, still freed by
+    reference counting), so the collection only walks the sessions' own objects. It runs
+    again only when a page imported new modules (a bounded number of times per process),
+    after a full collection so no garbage is frozen with them.
+    """
+    global _frozen_at_modules
+    if len(sys.modules) <= _frozen_at_modules:
+        return
+    with _freeze_lock:
+        if len(sys.modules) > _frozen_at_modules:
+            gc.collect()
+            gc.freeze()
+            _frozen_at_modules = len(sys.modules)
 
 
 def is_classroom() -> bool:
@@ -108,6 +138,7 @@ def page_setup(title: str, icon: str = "🧠") -> None:
     classroom.report()
     st.markdown(_BASE_CSS + (_CLASSROOM_CSS if is_classroom() else ""), unsafe_allow_html=True)
     _register_theme()
+    freeze_imports()  # the page's imports are done by now (they come before page_setup)
 
 
 def explain(markdown: str) -> None:
@@ -165,9 +196,23 @@ def main_chart() -> Any:
     return st.container(key=MAIN_CHART_KEY)
 
 
-def show_chart(chart: alt.TopLevelMixin, caption: str | None = None) -> None:
-    """Render an Altair chart with the DLTL theme, and a caption saying what to notice."""
-    st.altair_chart(chart, width="stretch", theme=None)
+def show_chart(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin], caption: str | None = None, *,
+               key: Hashable | None = None) -> None:
+    """Render an Altair chart with the DLTL theme, and a caption saying what to notice.
+
+    Args:
+        chart: the chart, or (with ``key``) a function that builds it.
+        caption: what to notice.
+        key: names everything the chart shows: its compiled spec is then kept and reused
+            (``charts.compiled.show_cached``), so a rerun or another session showing the same
+            chart skips Altair altogether, and a builder is only called the first time.
+    """
+    if key is None:
+        st.altair_chart(chart() if callable(chart) else chart, width="stretch", theme=None)
+    else:
+        from dltl_ui.charts.compiled import show_cached  # late: charts import this module
+
+        show_cached(key, chart if callable(chart) else (lambda: chart))
     if caption:
         st.caption(caption)
 

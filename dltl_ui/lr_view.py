@@ -43,9 +43,8 @@ def range_test(config: RangeTestConfig) -> RangeTestResult:
     return lr_range_test(config)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
 def panel(run: Descent, label: str, color: str, height: int, title: str):
-    """One small contour map with one run (cached: building Altair layers is the slow part)."""
+    """One small contour map with one run."""
     surface = create_surface(run.config.surface, run.config.condition)
     # Small panels: divergence is told in the title and the line under the panel, not on the map.
     if run.diverged_at is not None:
@@ -67,14 +66,17 @@ def regimes_section(base: DescentConfig) -> None:
             for col, (regime, run) in zip(cols, examples.items()):
                 with col:
                     color = gc.REGIME_COLORS[regime]
-                    show_chart(panel(run, regime, color, chart_height(300, 280), regime))
+                    h = chart_height(300, 280)
+                    show_chart(lambda: panel(run, regime, color, h, regime),
+                               key=("lr_panel", repr(run.config), regime, color, h))
                     st.markdown(f"<span style='color:{color};font-size:1.2rem'>●</span> **η = {run.config.lr:.4g}**: "
                                 f"{run.status}", unsafe_allow_html=True)
             st.caption("Learning rates picked from the sweep below, one per regime, all from the same start "
                        "(□) with the same number of steps. What to notice: the good η is often just below "
                        "the divergent one.")
             df = pd.DataFrame([{"lr": p.lr, "gap": p.gap, "regime": p.regime} for p in points])
-            show_chart(gc.sweep_chart(df, marked=[r.config.lr for r in examples.values()]),
+            marked = [r.config.lr for r in examples.values()]
+            show_chart(lambda: gc.sweep_chart(df, marked=marked), key=("lr_sweep", repr(base), tuple(marked)),
                        caption=f"Final loss above the minimum after {base.steps} steps of "
                                f"{OPTIMIZERS[base.optimizer].label}, for {SWEEP[2]} learning rates from "
                                f"{SWEEP[0]:g} to {SWEEP[1]:g}. What to notice: a wide valley of good values "
@@ -112,18 +114,19 @@ def schedules_section(lrb: Binder, base: DescentConfig, surface: Surface) -> Non
                                    "lr": np.concatenate([r.lr for r in runs])})
             left, right = st.columns([1, 1])
             with left:
-                show_chart(gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
-                           caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
+                show_chart(lambda: gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
+                           key=("lr_scheds", repr(sconf), names), caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
             with right:
                 paths = gc.paths_frame(runs, labels, surface.f_min)
                 if len(paths):
-                    show_chart(gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
-                               caption="Loss above the minimum: with a constant η the noise keeps kicking the "
+                    show_chart(lambda: gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
+                               key=("lr_sched_loss", repr(sconf), names), caption="Loss above the minimum: with a constant η the noise keeps kicking the "
                                        "point around; decaying schedules settle lower at the end.")
             cols = st.columns(3)
             for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
                 with cols[k % 3]:
-                    show_chart(panel(run, label, color, chart_height(300), label))
+                    show_chart(lambda: panel(run, label, color, chart_height(300), label),
+                               key=("lr_panel", repr(run.config), label, color, chart_height(300)))
             st.caption("Each schedule from the same start (□), with the same optimizer, base η and noise. "
                        "What to notice: warm-up takes small first steps; decay damps the final bouncing.")
 
@@ -142,9 +145,10 @@ def range_test_section(lrb: Binder) -> None:
     lrb.widget("bs", where=c[1], format_func=str)
     lrb.sync(["rt_opt", "bs"])
     with guard("the LR range test"):
-        result = range_test(RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"])))
+        rcfg = RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"]))
+        result = range_test(rcfg)
         df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
-        show_chart(gc.range_test_chart(df, result.suggested),
+        show_chart(lambda: gc.range_test_chart(df, result.suggested), key=("lr_range", repr(rcfg)),
                    caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
                            f"blue: smoothed. {range_test_story(result)}")
         if result.suggested is None:

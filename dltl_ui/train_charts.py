@@ -16,6 +16,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from dltl_core.cache import config_key, single_flight
 from dltl_core.train import Callback
 from dltl_ui.charts.curves import curves_frame, learning_curves, show_curves
 from dltl_ui.charts.palette import CLASS_COLORS, SPLIT_COLORS
@@ -129,6 +130,27 @@ def run_live(namespace: str, key: Hashable, run: Callable[[list[Callback]], Any]
     stopped_key, partial_key = f"{namespace}__stopped", f"{namespace}__partial"
     if st.session_state.get(stopped_key) == key:
         return None, st.session_state.get(partial_key, [])
+    # Single flight: thirty tabs opening the same link train it once; the others wait for
+    # the first one's result (a file lock, so replicas sharing the cache folder agree too).
+    waiting = st.empty()
+
+    def on_wait(seconds: float) -> None:
+        if seconds > 0.5:
+            waiting.info(f"Another visitor is training this same configuration; using their result "
+                         f"when it finishes ({seconds:.0f} s).", icon="⏳")
+
+    with single_flight(f"live-{namespace}-{config_key(repr(key))}", timeout=120.0, on_wait=on_wait):
+        waiting.empty()
+        cached = memo_get(namespace, key)
+        if cached is not None:
+            return cached, None
+        return _train_live(namespace, key, run, epochs, label)
+
+
+def _train_live(namespace: str, key: Hashable, run: Callable[[list[Callback]], Any], epochs: int,
+                label: str) -> tuple[Any | None, list[dict] | None]:
+    """Train ``run`` with live curves and a Stop button, and memoise its result."""
+    stopped_key, partial_key = f"{namespace}__stopped", f"{namespace}__partial"
     st.session_state[partial_key] = []
     button = st.empty()
     button.button("⏹ Stop", key=f"{namespace}__stop_btn",

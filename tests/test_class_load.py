@@ -1,0 +1,45 @@
+"""Many tabs at once on one real server, through Streamlit's own protocol (bench/stclient.py)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from tests.browser import streamlit_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import stclient  # noqa: E402
+
+
+def _open_at_once(base: str, path: str, query: str, n: int) -> list[stclient.Result]:
+    results: list[stclient.Result] = [None] * n  # type: ignore[list-item]
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> None:
+        barrier.wait(timeout=60)
+        s = stclient.connect(base, path, query, timeout=300)
+        results[i] = s.last
+        s.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    return results
+
+
+def test_the_same_overfit_link_opened_by_many_tabs_trains_once(tmp_path):
+    with streamlit_server(env={"DLTL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}) as base:
+        stclient.connect(base, "/overfit", "", timeout=300).close()  # imports and the default run done
+        results = _open_at_once(base, "/overfit", "seed=4242", 4)
+    assert all(r is not None and not r.exception for r in results), [r and r.exceptions for r in results]
+    # Only a tab that trains draws the live progress bar; the others wait for its result.
+    trained = [r for r in results if r.kinds.get("progress")]
+    assert len(trained) == 1, [r.kinds for r in results]
+    waited = [r for r in results if any("Another visitor is training" in a for a in r.alerts)]
+    assert waited, [r.alerts for r in results]
+    # Every tab shows the finished run (its learning curves), the waiters included.
+    assert all(r.kinds.get("vega_lite_chart", 0) >= 1 for r in results), \
+        [r.kinds for r in results]
