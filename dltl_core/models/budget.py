@@ -38,9 +38,10 @@ def available_bytes() -> int:
     if avail:
         found.append(avail * machine.MB)
     limit_mb, source = machine.machine_limit()
-    if math.isfinite(limit_mb):
-        own = 0.0 if source == machine.MEMORY_ENV else machine.process_memory().private
-        found.append(max(0.0, limit_mb - own) * machine.MB)
+    if math.isfinite(limit_mb) and source == machine.MEMORY_ENV:
+        found.append(limit_mb * 1e6)  # as the operator typed it: messages print decimal MB
+    elif math.isfinite(limit_mb):
+        found.append(max(0.0, limit_mb - machine.process_memory().private) * machine.MB)
     return int(min(found)) if found else 2**62
 
 
