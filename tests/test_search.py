@@ -178,7 +178,8 @@ def test_search_command_reports_bad_input(capsys):
     from dltl_core.cli import main
 
     assert main(["search", "--arch", "resnet18", "--trials", "0", "--json"]) == 2
-    assert "at least 1" in json.loads(capsys.readouterr().out)["error"]
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "--trials" in error and "1 to 10,000" in error  # the declared bound, named
     assert main(["search", "--optimizers", "lbfgs", "--json"]) == 2
     assert "unknown optimizer" in json.loads(capsys.readouterr().out)["error"]
     assert main(["search", "--fixed", "lr=abc", "--json"]) == 2
