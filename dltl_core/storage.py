@@ -84,6 +84,24 @@ def _postgres_driver() -> str:
     raise ValueError("PostgreSQL storage needs a driver: pip install psycopg2-binary")
 
 
+def _read_head(path: Path, settle: float = 3.0) -> bytes:
+    """The file's first bytes; an empty file is read again for up to ``settle`` seconds.
+
+    Two workers started together on a new study file race: one's SQLite has created the file
+    but not yet written its header when the other looks. An empty file that stays empty (an
+    ``__init__.py``) is still refused by the caller.
+    """
+    import time
+
+    deadline = time.monotonic() + settle
+    while True:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+        if head or time.monotonic() > deadline:
+            return head
+        time.sleep(0.1)
+
+
 def _check_sqlite_file(db: str, must_exist: bool) -> None:
     """Refuse a path SQLite would create or damage: missing/unwritable folder, non-SQLite file."""
     path = Path(db).expanduser()
@@ -103,8 +121,7 @@ def _check_sqlite_file(db: str, must_exist: bool) -> None:
         raise ValueError(f"cannot use {path}: it is not a regular file")
     if not os.access(path, os.R_OK | os.W_OK):
         raise ValueError(f"cannot use {path}: the file is not readable and writable")
-    with open(path, "rb") as fh:
-        head = fh.read(len(SQLITE_MAGIC))
+    head = _read_head(path)
     if head != SQLITE_MAGIC:
         # An empty file too: SQLite would silently turn it into a database.
         raise ValueError(f"cannot use {path}: it is not a SQLite database")
