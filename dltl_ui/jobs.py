@@ -76,9 +76,11 @@ def visitor_id() -> str:
 
 
 def memory_cap(need_mb: float) -> float:
-    """The cap given to a job that declared ``need_mb``: its need plus a margin for what one
-    measurement does not show (another photo size, allocator slack), within one job's cap."""
-    return min(max(need_mb * 1.25, need_mb + 150.0), max(need_mb, mem.job_cap_mb(get_runner().budget())))
+    """The cap given to a job that declared ``need_mb``: one job's share of the budget (at least
+    its need). A need is one measurement (one photo size, one number of unfrozen stages); a cap
+    of need + 25% failed a default fine-tune of two stages with "can't allocate memory", so the
+    need decides whether a job is offered and the budget decides how far it may grow."""
+    return max(need_mb, mem.job_cap_mb(get_runner().budget()))
 
 
 def refusal(label: str, need_mb: float) -> str | None:
