@@ -142,7 +142,8 @@ def test_overfit_page_shows_a_stopped_run_and_trains_again():
 @pytest.mark.slow
 def test_layers_page_long_training_waits_for_a_click():
     # A longer run from a link alone: nothing starts; the button names the expected time.
-    at = _page("pages/21_layers.py", query={"epochs": "12", "seeds": "2"})
+    # Long enough to need a click even after the calibration has seen fast runs (auto-run <= 5 s).
+    at = _page("pages/21_layers.py", query={"epochs": "40", "seeds": "4"})
     buttons = [b for b in at.button if b.key == "ly_train"]
     assert buttons and "about" in buttons[0].label, [w.value for w in at.warning]
     assert "No nonlinearity = one linear map" not in " ".join(m.value for m in at.markdown)
