@@ -24,12 +24,13 @@ password), raised within about ``timeout`` seconds:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:  # optuna and sqlalchemy are imported on use: they cost memory at start-up
     import optuna
@@ -239,11 +240,59 @@ def _create_serialised(url: str, engine_kwargs: dict[str, Any], create: Any) -> 
         engine.dispose()
 
 
+def _sqlite_path(url: str) -> Path:
+    path = Path(_parse(url).database).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+@contextlib.contextmanager
+def _folder_lock(db: Path, wait: float = 30.0) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the database's folder while the storage is opened.
+
+    Locking the folder, not a lock file, leaves nothing behind beside the study file. Where
+    ``flock`` is missing or refused (Windows, some network file systems) this does nothing
+    and the caller's retry covers the race. Waiting is bounded: after ``wait`` seconds the
+    open goes ahead unlocked rather than hanging.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    import time
+
+    try:
+        fd = os.open(db.parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    locked = False
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            except OSError:
+                break
+        yield
+    finally:
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def _open_with_retry(attempt: Any, attempts: int = 5) -> Any:
     """``attempt()``, again after a short random pause when it lost a table-creation race.
 
-    The advisory lock covers PostgreSQL; this covers other servers (MySQL) and a
-    worker of an older version creating the tables without the lock.
+    The advisory lock covers PostgreSQL and the folder lock SQLite; this covers other
+    servers (MySQL), systems without ``flock`` and a worker of an older version creating
+    the tables without the lock.
     """
     import random
     import time
@@ -288,7 +337,18 @@ def open_storage(url: str | None, *, timeout: float = 5.0, must_exist: bool = Fa
             return optuna.storages.InMemoryStorage()
     if not isinstance(url, str) or not url.strip():
         raise ValueError("the storage URL is empty")
-    full, engine_kwargs = _prepare(storage_url(url), timeout, must_exist, lock_timeout)
+    url = storage_url(url)
+    if _parse(url).get_backend_name() == "sqlite" and _parse(url).database:
+        # The file check and the table creation under one lock of the folder: a worker never
+        # looks at a file another worker is half-way through creating.
+        with _folder_lock(_sqlite_path(url)):
+            return _open(url, timeout, must_exist, lock_timeout, rdb_kwargs)
+    return _open(url, timeout, must_exist, lock_timeout, rdb_kwargs)
+
+
+def _open(url: str, timeout: float, must_exist: bool, lock_timeout: float,
+          rdb_kwargs: dict[str, Any]) -> "optuna.storages.BaseStorage":
+    full, engine_kwargs = _prepare(url, timeout, must_exist, lock_timeout)
     shown = describe_url(full)
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
@@ -302,7 +362,11 @@ def open_storage(url: str | None, *, timeout: float = 5.0, must_exist: bool = Fa
 
     try:
         if full.startswith("sqlite"):
-            return attempt()  # a local file: no network wait; SQLite objects stay in this thread
+            # A local file: no network wait; SQLite objects stay in this thread. Workers
+            # started together on a new file race to create the tables ("table studies
+            # already exists"): the caller holds a lock of the folder, and this retries
+            # where there is no such lock (Windows) or a worker of another version.
+            return _open_with_retry(attempt)
         # libpq may try several addresses (IPv6 and IPv4) with connect_timeout each. The
         # deadline covers reaching the server; waiting for another worker's schema lock
         # happens after the connection succeeded and is bounded by the retries.
