@@ -31,23 +31,13 @@ or the results page's filters bind the same way: declare a frozen dataclass with
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import streamlit as st
 
+from dltl_core.query import parse_value
 from dltl_core.settings import Setting, SettingsError, defaults_of, field_kind, settings_of
 from dltl_ui.urlstate import UrlState
-
-_BIG = 1e15  # range used for URL clamping where a field declares no bound
-_MAX_RAW = 200  # a longer query value is quoted cut in messages
-
-
-def _nearest(options: list[Any], value: float) -> Any:
-    if all(isinstance(o, (int, float)) and o > 0 for o in options) and value > 0:
-        return min(options, key=lambda o: abs(math.log(o) - math.log(value)))
-    return min(options, key=lambda o: abs(o - value))
-
 
 class Binder:
     """Binds the ``setting`` fields of one config class to widgets, session state and the URL.
@@ -87,40 +77,12 @@ class Binder:
     def parse(self, name: str, raw: str | None) -> Any:
         """The value of ``raw`` for a field, parsed, clamped into the widget range or defaulted.
 
-        A bad value records one message in ``self.url.problems`` (once per parameter).
+        The rules are ``dltl_core.query.parse_value``'s (the code export reads links the same
+        way). A bad value records one message in ``self.url.problems`` (once per parameter).
         """
-        s, kind, default, param = self.settings[name], field_kind(self.cls, name), self.defaults[name], self.param(name)
-        if raw is None:
-            return default
-        shown = raw if len(raw) <= _MAX_RAW else raw[:40] + "…"
-        single = _SingleParam(param, raw, shown)
-        lo, hi = s.widget_range
-        if kind is bool:
-            value = single.bool(default)
-        elif kind is int:
-            value = single.int(default, int(lo if lo is not None else -_BIG), int(hi if hi is not None else _BIG))
-        elif kind is float:
-            value = single.float(default, lo if lo is not None else -_BIG, hi if hi is not None else _BIG)
-        elif kind is tuple:
-            options = s.options()
-            by_text = {str(o): o for o in options}
-            if raw == "":  # an empty selection is a valid one
-                return ()
-            picked = single.choices([str(v) for v in default], list(by_text)) if options else raw.split(",")
-            value = tuple(by_text.get(v, v) for v in picked)
-        else:
-            options = [str(o) for o in s.options()]
-            value = single.choice(default, options) if options else raw[:_MAX_RAW]
-        if s.positive and kind in (int, float) and value <= (s.lo or 0) and single.problems:
-            # Clamped onto an excluded bound (lr=-5 -> 0): use the default, so the link gives one message.
-            single.problems[0] = single.problems[0].rsplit("; using", 1)[0] + f"; using {default:g}."
-            value = default
-        offered = list(s.ticks or s.options()) if kind in (int, float) else []
-        if offered and value not in offered:
-            snapped = _nearest(offered, float(value))
-            single.problems.append(f"`{param}={shown}` is not one of the offered values; using {snapped:g}.")
-            value = snapped
-        self.url.problems.extend(single.problems[:1])  # one message per parameter
+        value, problems = parse_value(self.settings[name], field_kind(self.cls, name), self.defaults[name],
+                                      self.param(name), raw)
+        self.url.problems.extend(problems)
         return value
 
     def load(self) -> None:
@@ -200,38 +162,6 @@ class Binder:
     def report(self) -> None:
         """Show the URL's problems, one warning per bad parameter."""
         self.url.report()
-
-
-class _SingleParam(UrlState):
-    """UrlState over one already-read raw value (so messages quote it once)."""
-
-    def __init__(self, param: str, raw: str, shown: str) -> None:
-        super().__init__()
-        self._param, self._value, self._shown = param, raw, shown
-
-    def _raw(self, name: str) -> str | None:
-        return self._value
-
-    def float(self, default: float, lo: float, hi: float) -> float:  # type: ignore[override]
-        return self._fix(super().float(self._param, default, lo, hi))
-
-    def int(self, default: int, lo: int, hi: int) -> int:  # type: ignore[override]
-        return self._fix(super().int(self._param, default, lo, hi))
-
-    def bool(self, default: bool) -> bool:  # type: ignore[override]
-        return self._fix(super().bool(self._param, default))
-
-    def choice(self, default: str, options: list[str]) -> str:  # type: ignore[override]
-        return self._fix(super().choice(self._param, default, options))
-
-    def choices(self, default: list[str], options: list[str]) -> list[str]:  # type: ignore[override]
-        return self._fix(super().choices(self._param, default, options))
-
-    def _fix(self, value: Any) -> Any:
-        # Quote a very long value cut, so a warning never fills the screen.
-        if self._shown != self._value:
-            self.problems = [p.replace(self._value, self._shown) for p in self.problems]
-        return value
 
 
 def bind(cls: type, prefix: str = "", *, where: Any = None, columns: int = 0, **kwargs: Any) -> Any:

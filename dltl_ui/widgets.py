@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from dltl_core.query import nearest
 from dltl_core.settings import Setting, field_kind
 
 
@@ -31,8 +32,7 @@ def _clamp(b: Any, name: str, kind: type, s: Setting, lo: Any = None, hi: Any = 
     if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
         offered = list(s.ticks or s.options())
         if offered and value not in offered:
-            from dltl_ui.binder import _nearest
-            value = _nearest(offered, float(value))
+            value = nearest(offered, float(value))
         if lo is not None:
             value = max(value, kind(lo))
         if hi is not None:
