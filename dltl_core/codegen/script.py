@@ -1,0 +1,88 @@
+"""One exported script: cells of markdown and plain PyTorch code, as a ``.py`` or a notebook.
+
+A page's exporter (``dltl_core/codegen/<page>.py``) returns a ``Script``; ``source()``
+gives the ``.py`` a student runs with ``python``, ``notebook()`` the ``.ipynb`` for
+Jupyter or Colab with the same code in the same order and the page's explanation as
+markdown cells. The code imports only what the lab installs (torch, torchvision, timm,
+numpy, scikit-learn, optionally matplotlib), never this project.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One notebook cell: ``markdown`` (the lecture's words, formulas in ``$…$``) or ``code``."""
+
+    kind: Literal["markdown", "code"]
+    text: str
+
+
+def md(text: str) -> Cell:
+    """A markdown cell (dedented, so exporters can write it indented)."""
+    return Cell("markdown", textwrap.dedent(text).strip("\n"))
+
+
+def code(text: str) -> Cell:
+    """A code cell (dedented)."""
+    return Cell("code", textwrap.dedent(text).strip("\n"))
+
+
+@dataclass(frozen=True)
+class Script:
+    """The plain PyTorch code for one page at one set of settings.
+
+    Attributes:
+        page: the page's URL name (``"gd"``).
+        title: a heading for the script and the notebook.
+        query: the canonical query string of the settings it was built for (``lr=0.1&steps=40``).
+        cells: markdown and code, in the order of the lecture.
+        problems: what was wrong with the link (the page shows the same warnings); the code
+            is built for the values actually used.
+    """
+
+    page: str
+    title: str
+    query: str
+    cells: tuple[Cell, ...]
+    problems: tuple[str, ...] = field(default=())
+
+    def source(self) -> str:
+        """The ``.py``: a header, markdown cells as comment blocks, code cells in order."""
+        link = f"/{self.page}?{self.query}" if self.query else f"/{self.page}"
+        parts = [f'"""{self.title}\n\nPlain PyTorch for the DLTL page {link}. Run: python {self.page}.py\n"""']
+        for cell in self.cells:
+            if cell.kind == "markdown":
+                parts.append("\n".join(("# " + line).rstrip() for line in cell.text.splitlines()))
+            else:
+                parts.append(cell.text)
+        return "\n\n".join(parts) + "\n"
+
+    def notebook(self) -> Any:
+        """The ``.ipynb`` as an ``nbformat`` v4 notebook (``nbformat.writes`` gives its text)."""
+        import nbformat
+        from nbformat import v4
+
+        link = f"/{self.page}?{self.query}" if self.query else f"/{self.page}"
+        cells = [v4.new_markdown_cell(f"# {self.title}\n\nPlain PyTorch for the DLTL page `{link}`.")]
+        for cell in self.cells:
+            make = v4.new_markdown_cell if cell.kind == "markdown" else v4.new_code_cell
+            cells.append(make(cell.text))
+        nb = v4.new_notebook(cells=cells, metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}})
+        nbformat.validate(nb)
+        return nb
+
+    def notebook_text(self) -> str:
+        """The notebook as JSON text (what the download button and ``--notebook`` write)."""
+        import nbformat
+
+        return nbformat.writes(self.notebook())
+
+
+__all__ = ["Cell", "Script", "code", "md"]

@@ -1,0 +1,47 @@
+"""The "PyTorch code" panel every page shows: its current settings as a plain script.
+
+The panel reads the page's link (``st.query_params``, which the binder keeps in step with
+the widgets), so the code is exactly what the shared link would export with
+``python -m dltl_core code PAGE --query ...``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import streamlit as st
+
+from dltl_core.codegen import export
+
+
+def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: bool = False) -> None:
+    """Draw the panel: the script, a ``.py`` and an ``.ipynb`` download.
+
+    Args:
+        page: the page's URL name (``"gd"``).
+        params: the settings' URL parameters (default: the page's current link).
+        expanded: open the panel at first.
+    """
+    if params is None:
+        try:
+            params = {k: st.query_params.get(k) for k in st.query_params}
+        except Exception:  # a malformed query string: export the defaults
+            params = {}
+    try:
+        script = export(page, params)
+    except ValueError as err:  # settings no script can be written for: say so, keep the page
+        st.info(f"No PyTorch code for these settings: {err}")
+        return
+    with st.expander("PyTorch code: reproduce this chart in plain PyTorch", expanded=expanded, icon="🐍"):
+        st.caption("A self-contained script for the current settings (torch, torchvision, timm, numpy, "
+                   "scikit-learn; no DLTL code). Running it prints the numbers this page shows.")
+        left, right = st.columns(2)
+        left.download_button("Download .py", script.source(), file_name=f"dltl_{page.replace('-', '_')}.py",
+                             mime="text/x-python", key=f"code_py_{page}", use_container_width=True)
+        right.download_button("Download notebook (.ipynb)", script.notebook_text(),
+                              file_name=f"dltl_{page.replace('-', '_')}.ipynb", mime="application/x-ipynb+json",
+                              key=f"code_nb_{page}", use_container_width=True)
+        st.code(script.source(), language="python", line_numbers=False)
+
+
+__all__ = ["code_panel"]
