@@ -106,10 +106,10 @@ def build(params: Mapping[str, str]) -> Script:
     settings = settings_lines(gs.GdView, v, names, rename={"at": "show_step"})
     settings += f"\nstart = {py((v['x0'], v['y0']))}  # the start w₀ = (w₁, w₂)"
     if v["rand"]:
-        settings += f"; drawn from seed {v['seed']} as the page does (see below)"
+        settings += ", drawn from the seed below"
     opts = []
     for i, label, c in st.slots:
-        opts.append(f"    {label!r}: lambda params: {optimizer_call(c.optimizer, 'params', py(c.lr), dict(c.hyper))},")
+        opts.append(f"    {label!r}:\n        lambda params: {optimizer_call(c.optimizer, 'params', py(c.lr), dict(c.hyper))},")
     for i, values in enumerate(st.slot_values):
         if values["opt"] == gs.OFF:
             opts.append(f"    # optimizer {i + 1} is switched off")
@@ -186,7 +186,8 @@ def build(params: Mapping[str, str]) -> Script:
                 print(f"  {tag} final loss: {float(losses[-1]):.17g}")
             else:
                 finite = bool(torch.isfinite(path[k]).all()) and bool(torch.isfinite(losses[k]))
-                print(f"{label}: diverged at step {k} ({'left the plotted region' if finite else 'the loss became inf/NaN'})")
+                reason = "left the plotted region" if finite else "the loss became inf/NaN"
+                print(f"{label}: diverged at step {k} ({reason})")
                 print(f"  {tag} diverged at step: {k}")
                 path, losses = path[:k], losses[:k]
             print(f"  {tag} final w1: {float(path[-1, 0]):.17g}")

@@ -77,7 +77,8 @@ def build(params: Mapping[str, str]) -> Script:
         code("""
         p = torch.tensor([0.2, 0.8], dtype=torch.float64)
         t = torch.tensor([0.0, 1.0], dtype=torch.float64)
-        print(f"example cross-entropy: {F.cross_entropy(p.clamp_min(1e-300).log()[None], t[None]).item():.17g}")
+        example_ce = F.cross_entropy(p.clamp_min(1e-300).log()[None], t[None])  # -sum t log p
+        print(f"example cross-entropy: {example_ce.item():.17g}")
         print(f"example MSE: {F.mse_loss(p, t).item():.17g}")
         """),
         md(r"""

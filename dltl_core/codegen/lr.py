@@ -23,14 +23,14 @@ SWEEP = (1e-5, 10.0, 25)  # the page's learning-rate grid (dltl_ui.lr_view.SWEEP
 # Each schedule as create_scheduler builds it with its defaults (warm-up/step share 0.3,
 # decay γ 0.1, decay to 1% of the base rate), stepped once per step.
 _SCHEDULERS = {
-    "step": "lr_scheduler.StepLR(optimizer, step_size=max(1, round(0.3 * steps)), gamma=0.1)",
+    "step": "lr_scheduler.StepLR(optimizer, max(1, round(0.3 * steps)), gamma=0.1)",
     "exponential": "lr_scheduler.ExponentialLR(optimizer, gamma=0.01 ** (1.0 / steps))",
     "cosine": "lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr * 0.01)",
-    "onecycle": ("lr_scheduler.OneCycleLR(optimizer, max_lr=[lr], total_steps=steps + 1, pct_start=0.3,\n"
-                 "                                         cycle_momentum={cycle})"),
+    "onecycle": ("lr_scheduler.OneCycleLR(\n"
+                 "            optimizer, max_lr=[lr], total_steps=steps + 1, pct_start=0.3, cycle_momentum={cycle})"),
     "warmup_cosine": ("lr_scheduler.SequentialLR(optimizer, [\n"
                       "            lr_scheduler.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warm),\n"
-                      "            lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps - warm), eta_min=lr * 0.01)],\n"
+                      "            lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps - warm), eta_min=lr * 0.01)],\n"
                       "            milestones=[warm])"),
 }
 
@@ -62,7 +62,7 @@ def build(params: Mapping[str, str]) -> Script:
     surface = create_surface(v["surface"])
     query = "&".join(f"{a}={b}" for a, b in encode_query(LrView, v).items())
     rt = RangeTestConfig(optimizer=v["rt_opt"], batch_size=int(v["bs"]))
-    settings = settings_lines(LrView, v, list(v), rename={"opt": "optimizer", "scheds": "schedules",
+    settings = settings_lines(LrView, v, list(v), rename={"opt": "optimizer_name", "scheds": "schedules",
                                                           "rt_opt": "range_test_optimizer", "bs": "batch_size"})
     cells = [
         md(r"""
@@ -115,7 +115,8 @@ def build(params: Mapping[str, str]) -> Script:
             bad = ~(torch.isfinite(losses) & inside(path))
             k = int(bad.to(torch.uint8).argmax()) if bool(bad.any()) else None
             final = float(losses[-1]) if k is None else math.inf
-            return {{"lr": lr, "final_loss": final, "diverged_at": k, "lrs": lrs, "start_loss": float(losses[0])}}
+            return {{"lr": lr, "final_loss": final, "diverged_at": k, "lrs": lrs,
+                    "start_loss": float(losses[0])}}
         """),
         md(r"""
         ### Too small, good, too large, divergent
@@ -159,12 +160,14 @@ def build(params: Mapping[str, str]) -> Script:
 
             # One rate per regime: a 30th of the best for "too small", the best, the largest non-diverging,
             # the smallest diverging.
-            by = {{k: [r for r in runs if r["regime"] == k] for k in ("too small", "good", "too large", "divergent")}}
+            regimes = ("too small", "good", "too large", "divergent")
+            by = {{name: [r for r in runs if r["regime"] == name] for name in regimes}}
             examples = {{}}
             best = min(by["good"], key=lambda r: r["gap"])["lr"] if by["good"] else None
             if by["too small"]:
                 target = math.log(best / 30) if best else -math.inf
-                examples["too small"] = min(by["too small"], key=lambda r: abs(math.log(r["lr"]) - target))["lr"]
+                nearest = min(by["too small"], key=lambda r: abs(math.log(r["lr"]) - target))
+                examples["too small"] = nearest["lr"]
             if best is not None:
                 examples["good"] = best
             if by["too large"]:
@@ -211,14 +214,16 @@ def build(params: Mapping[str, str]) -> Script:
         x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
         y = torch.from_numpy(digits.target.astype(np.int64))
 
-        # The model: flatten, two hidden layers of {rt.width} ReLU units, a linear classifier (weights from the seed).
+        # The model: flatten, two hidden layers of {rt.width} ReLU units, a linear classifier.
+        # Its initial weights come from the seed.
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, {rt.width}), nn.ReLU(), nn.Linear({rt.width}, {rt.width}), nn.ReLU(),
                               nn.Linear({rt.width}, 10))
         model.train()
         batches = math.ceil(len(x) / batch_size)
         optimizer = {optimizer_call(rt.optimizer, "model.parameters()", "lr_min", {})}
-        scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=(lr_max / lr_min) ** (1.0 / max(batches - 1, 1)))
+        gamma = (lr_max / lr_min) ** (1.0 / max(batches - 1, 1))  # lr_min -> lr_max over one pass
+        scheduler = lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
         loss_fn = nn.CrossEntropyLoss()
         order = torch.randperm(len(x), generator=g)
 

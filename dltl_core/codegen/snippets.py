@@ -30,8 +30,9 @@ def settings_lines(cls: type, values: Mapping[str, Any], names: Iterable[str],
     lines = []
     for name in names:
         var = (rename or {}).get(name, name)
-        lines.append(f"{var} = {py(values[name])}  # {declared[name].label}")
-    width = max((len(line.split("  #")[0]) for line in lines), default=0)
+        lines.append(f"{var} = {py(values[name])}  # {declared[name].label.strip()}")
+    # Align the comments, except after a long value (which would push them all far right).
+    width = max((len(line.split("  #")[0]) for line in lines if len(line.split("  #")[0]) <= 40), default=0)
     return "\n".join(line.split("  #")[0].ljust(width) + "  #" + line.split("  #", 1)[1] for line in lines)
 
 
@@ -67,7 +68,7 @@ def surface_code(name: str, condition: float = 10.0) -> str:
         body = f"    return {expr}"
     head = f"condition = {py(float(condition))}  # κ, the condition number of the bowl\n\n\n" if name == "bowl" else ""
     return (f"{head}def f(w):\n"
-            f'    """The loss {doc}. w has shape (..., 2)."""\n'
+            f'    """The loss {doc}.\n\n    w has shape (..., 2): one point, or a batch of points."""\n'
             f"    x, y = w[..., 0], w[..., 1]\n{body}\n\n\n"
             f"XLIM, YLIM = {py(s.xlim)}, {py(s.ylim)}  # the plotted box: a point outside it has diverged\n\n\n"
             "def inside(w):\n"
