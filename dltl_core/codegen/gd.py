@@ -109,7 +109,11 @@ def build(params: Mapping[str, str]) -> Script:
         settings += ", drawn from the seed below"
     opts = []
     for i, label, c in st.slots:
-        opts.append(f"    {label!r}:\n        lambda params: {optimizer_call(c.optimizer, 'params', py(c.lr), dict(c.hyper))},")
+        call = optimizer_call(c.optimizer, "params", py(c.lr), dict(c.hyper))
+        if len(call) > 70:  # keep the panel's lines short: the arguments on their own line
+            head, args = call.split("(", 1)
+            call = f"{head}(\n            {args}"
+        opts.append(f"    {label!r}:\n        lambda params: {call},")
     for i, values in enumerate(st.slot_values):
         if values["opt"] == gs.OFF:
             opts.append(f"    # optimizer {i + 1} is switched off")

@@ -32,7 +32,7 @@ def code(text: str) -> Cell:
     return Cell("code", textwrap.dedent(text).strip("\n"))
 
 
-WIDTH = 96  # the .py's comment lines are wrapped to this width (the panel shows ~100 columns)
+WIDTH = 88  # the .py's comment lines are wrapped to this width (the panel shows ~90 columns at 1280 px)
 
 
 def _comment(text: str) -> str:
