@@ -111,3 +111,29 @@ def test_notebook_runs_headless_and_prints_the_same():
     for name, value in _expected(query).items():
         assert got[name] == pytest.approx(float(value), **TOL), name
     assert math.isfinite(got["opt1 final loss"])
+
+
+@pytest.mark.slow  # the page in AppTest plus the script: ~20 s on a busy machine
+def test_the_page_panel_shows_this_script_and_it_prints_the_pages_lines():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    link = {"surface": "beale", "steps": "80", "opt": "adam", "lr": "0.05", "opt_2": "momentum", "lr_2": "0.05",
+            "opt_3": "off", "opt_4": "sgd", "lr_4": "0.9"}
+    at = AppTest.from_file(str(root / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/10_gd.py")
+    for key, value in link.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    panel = [c.value for c in at.code]
+    assert [p.rstrip("\n") for p in panel] == [export("gd", link).source().rstrip("\n")]  # the page link's export
+    # The page's result lines ("**label**: ended at ...") are the script's.
+    page_lines = {m.value.split("**", 1)[1].replace("**", "") for m in at.markdown
+                  if "ended at" in m.value or "diverged at step" in m.value}
+    out = run_script(panel[0])
+    script_lines = {line for line in out.splitlines() if not line.startswith(" ")}
+    assert page_lines == script_lines and len(page_lines) == 3
