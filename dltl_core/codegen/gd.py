@@ -136,8 +136,8 @@ def build(params: Mapping[str, str]) -> Script:
         cells.append(code(f"""
         # A random start, reproducible from the seed (10% of each side of the box left out).
         u = torch.rand(2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        start = (round({s.xlim[0]!r} + {s.xlim[1] - s.xlim[0]!r} * (0.1 + 0.8 * float(u[0])), 3),
-                 round({s.ylim[0]!r} + {s.ylim[1] - s.ylim[0]!r} * (0.1 + 0.8 * float(u[1])), 3))
+        start = (round({s.xlim[0]!r} + {s.xlim[1] - s.xlim[0]!r} * (0.1 + (1 - 2 * 0.1) * float(u[0])), 3),
+                 round({s.ylim[0]!r} + {s.ylim[1] - s.ylim[0]!r} * (0.1 + (1 - 2 * 0.1) * float(u[1])), 3))
         """))
     cells += [
         md(r"### The loss $f(w)$: the model is just the two weights $w = (w_1, w_2)$"),
