@@ -14,6 +14,13 @@ import streamlit as st
 from dltl_core.codegen import export
 
 
+@st.cache_data(max_entries=128, show_spinner=False)
+def _texts(page: str, params: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The script and the notebook text for one link (cached: the panel draws on every rerun)."""
+    script = export(page, dict(params))
+    return script.source(), script.notebook_text()
+
+
 def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: bool = False) -> None:
     """Draw the panel: the script, a ``.py`` and an ``.ipynb`` download.
 
@@ -28,7 +35,7 @@ def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: 
         except Exception:  # a malformed query string: export the defaults
             params = {}
     try:
-        script = export(page, params)
+        source, notebook = _texts(page, tuple(sorted((str(k), str(v)) for k, v in params.items())))
     except ValueError as err:  # settings no script can be written for: say so, keep the page
         st.info(f"No PyTorch code for these settings: {err}")
         return
@@ -36,12 +43,12 @@ def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: 
         st.caption("A self-contained script for the current settings (torch, torchvision, timm, numpy, "
                    "scikit-learn; no DLTL code). Running it prints the numbers this page shows.")
         left, right = st.columns(2)
-        left.download_button("Download .py", script.source(), file_name=f"dltl_{page.replace('-', '_')}.py",
-                             mime="text/x-python", key=f"code_py_{page}", use_container_width=True)
-        right.download_button("Download notebook (.ipynb)", script.notebook_text(),
+        left.download_button("Download .py", source, file_name=f"dltl_{page.replace('-', '_')}.py",
+                             mime="text/x-python", key=f"code_py_{page}", width="stretch")
+        right.download_button("Download notebook (.ipynb)", notebook,
                               file_name=f"dltl_{page.replace('-', '_')}.ipynb", mime="application/x-ipynb+json",
-                              key=f"code_nb_{page}", use_container_width=True)
-        st.code(script.source(), language="python", line_numbers=False)
+                              key=f"code_nb_{page}", width="stretch")
+        st.code(source, language="python", line_numbers=False)
 
 
 __all__ = ["code_panel"]

@@ -5,6 +5,7 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core.descend import Descent, DescentConfig, descend_many
 from dltl_ui import gd_view as gv
+from dltl_ui.code_panel import code_panel
 from dltl_ui.gd_state import SLOTS, binders, init_from_url
 
 ui.page_setup("Gradient descent", "⛰️")
@@ -53,3 +54,5 @@ with ui.guard("the descent"):
         st.info("No optimizer to run: switch one on, with a learning rate above 0.", icon="ℹ️")
     gv.descent_view(view, surface, runs, [i for i, _, _ in configs], [label for _, label, _ in configs], steps,
                     start)
+
+code_panel("gd")  # the plain PyTorch script behind these charts, for the current settings

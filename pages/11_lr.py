@@ -7,6 +7,7 @@ from dltl_core.descend import DescentConfig
 from dltl_core.surfaces import create_surface
 from dltl_ui import lr_view as lv
 from dltl_ui.binder import Binder
+from dltl_ui.code_panel import code_panel
 from dltl_ui.views import LrView
 
 ui.page_setup("Learning rate", "🎚️")
@@ -40,3 +41,5 @@ url.report()
 lv.regimes_section(base)
 lv.schedules_section(lrb, base, surface)
 lv.range_test_section(lrb)
+
+code_panel("lr")  # the plain PyTorch script behind these charts, for the current settings

@@ -8,6 +8,7 @@ import dltl_ui as ui
 from dltl_core.lessons.softmax import confidence_sweep, gradient_story, losses_of_probs, softmax_losses
 from dltl_ui.binder import Binder
 from dltl_ui.charts.palette import LOSS_COLORS
+from dltl_ui.code_panel import code_panel
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LossView
 
@@ -97,3 +98,5 @@ with ui.guard("the sweep"):
         ui.show_chart(grad_chart, caption="What to notice: the more wrong, the harder cross-entropy pushes "
                                           "(gradient → 1); MSE's gradient vanishes — it barely learns from "
                                           "its worst mistakes.")
+
+code_panel("loss")  # the plain PyTorch script behind these charts, for the current settings

@@ -71,3 +71,29 @@ def run_notebook(nb: Any, *, timeout: float = 300, cwd: Path | None = None) -> l
             continue
         texts.append("".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"))
     return texts
+
+
+def other_value(cls: type, name: str, current: Any) -> str:
+    """Another valid URL value for a declared field than ``current`` (for "every setting reaches
+    the code" tests): another choice, the flipped boolean, or a number inside the widget range."""
+    from dltl_core.query import QueryReader
+    from dltl_core.settings import field_kind, settings_of
+
+    s = settings_of(cls)[name]
+    kind = field_kind(cls, name)
+    if kind is bool:
+        return QueryReader.encode(not current)
+    if kind is tuple:
+        options = list(s.options())
+        return ",".join(str(o) for o in options if o != options[0] or len(options) == 1)
+    if kind in (int, float):
+        if s.ticks:
+            return QueryReader.encode(next(t for t in s.ticks if t != current))
+        lo, hi = s.widget_range
+        candidates = [current * 0.5, hi, lo, (lo + hi) / 2 if lo is not None and hi is not None else current + 1]
+        for c in candidates:
+            if c is not None and kind(c) != current and not (s.positive and c <= (s.lo or 0)):
+                return QueryReader.encode(kind(c))
+        raise AssertionError(f"no other value for {name}")
+    options = [str(o) for o in s.options()]
+    return next(o for o in options if o != str(current))

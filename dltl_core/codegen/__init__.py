@@ -77,11 +77,16 @@ def export(page: str, query: str | Mapping[str, str] = "") -> Script:
             read as the page reads them (clamped or defaulted) and listed in ``problems``.
 
     Raises:
-        ValueError: an unknown page.
+        ValueError: an unknown page, or one whose exporter is not installed (yet).
     """
     name = page_name(page)
     params = parse_link(query)
-    module = importlib.import_module(PAGES[name])
+    try:
+        module = importlib.import_module(PAGES[name])
+    except ModuleNotFoundError as err:
+        if err.name != PAGES[name]:  # a missing dependency inside the exporter is a real bug
+            raise
+        raise ValueError(f"the code export for page {name!r} is not available in this version") from None
     return module.build(params)
 
 

@@ -32,6 +32,34 @@ def code(text: str) -> Cell:
     return Cell("code", textwrap.dedent(text).strip("\n"))
 
 
+WIDTH = 88  # the .py's comment lines are wrapped to this width (the panel shows ~90 columns at 1280 px)
+
+
+def _comment(text: str) -> str:
+    """A markdown cell as a comment block: headings underlined, paragraphs re-wrapped."""
+    out: list[str] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            out.extend("# " + part for part in textwrap.wrap(" ".join(para), WIDTH - 2, break_long_words=False,
+                                                               break_on_hyphens=False))
+            para.clear()
+
+    for line in text.splitlines():
+        heading = line.lstrip("#")
+        if line.startswith("#") and heading.startswith(" "):
+            flush()
+            out += [f"# {heading.strip()}", "# " + "-" * len(heading.strip())]
+        elif not line.strip() or line.lstrip().startswith(("-", "*", "|", "$$", "```")):
+            flush()  # blank lines, lists, tables and display maths keep their own lines
+            out.append(("# " + line).rstrip())
+        else:
+            para.append(line.strip())
+    flush()
+    return "\n".join(out)
+
+
 @dataclass(frozen=True)
 class Script:
     """The plain PyTorch code for one page at one set of settings.
@@ -53,22 +81,33 @@ class Script:
 
     def source(self) -> str:
         """The ``.py``: a header, markdown cells as comment blocks, code cells in order."""
-        link = f"/{self.page}?{self.query}" if self.query else f"/{self.page}"
-        parts = [f'"""{self.title}\n\nPlain PyTorch for the DLTL page {link}. Run: python {self.page}.py\n"""']
+        settings = "".join(f"\n    {line}" for line in self.query_lines())
+        head = f"Plain PyTorch for the DLTL page /{self.page}" + (f", at the settings of its link:{settings}" if settings
+                                                                  else ".")
+        parts = [f'"""{self.title}\n\n{head}\n\nRun: python {self.page}.py\n"""']
         for cell in self.cells:
-            if cell.kind == "markdown":
-                parts.append("\n".join(("# " + line).rstrip() for line in cell.text.splitlines()))
-            else:
-                parts.append(cell.text)
+            parts.append(_comment(cell.text) if cell.kind == "markdown" else cell.text)
         return "\n\n".join(parts) + "\n"
+
+    def query_lines(self, width: int = WIDTH - 8) -> list[str]:
+        """The link's query string cut at ``&`` into lines of at most ``width`` characters."""
+        lines: list[str] = []
+        for item in self.query.split("&") if self.query else []:
+            if lines and len(lines[-1]) + 1 + len(item) <= width:
+                lines[-1] += "&" + item
+            else:
+                lines.append(("&" if lines else "?") + item)
+        return lines
 
     def notebook(self) -> Any:
         """The ``.ipynb`` as an ``nbformat`` v4 notebook (``nbformat.writes`` gives its text)."""
         import nbformat
         from nbformat import v4
 
-        link = f"/{self.page}?{self.query}" if self.query else f"/{self.page}"
-        cells = [v4.new_markdown_cell(f"# {self.title}\n\nPlain PyTorch for the DLTL page `{link}`.")]
+        settings = "\n".join(self.query_lines())
+        head = f"# {self.title}\n\nPlain PyTorch for the DLTL page `/{self.page}`"
+        head += f", at the settings of its link:\n\n```\n{settings}\n```" if settings else "."
+        cells = [v4.new_markdown_cell(head)]
         for cell in self.cells:
             make = v4.new_markdown_cell if cell.kind == "markdown" else v4.new_code_cell
             cells.append(make(cell.text))
