@@ -160,3 +160,7 @@ with ui.guard("the comparison"):
                   caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
                           "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "
                           "so it is cheap to run for its size.")
+
+from dltl_ui.code_panel import code_panel  # noqa: E402 - the panel closes the page
+
+code_panel("arch")
