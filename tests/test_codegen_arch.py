@@ -69,3 +69,13 @@ def test_bad_link_exports_the_defaults_with_the_pages_message() -> None:
     values, problems = read_query(ArchView, {"arch": "nope", "width": "99"})
     assert list(script.problems) == problems and problems
     assert script.query == f"arch={values['arch']}&width={values['width']:g}"
+
+
+@pytest.mark.parametrize("page", ["arch", "transfer", "results", "lab-transfer"])
+def test_junk_links_still_export_code(page: str) -> None:
+    junk = {"arch": "../../etc", "width": "nan", "k": "-3", "cap": "1e99", "seed": "x", "bb": "<script>",
+            "talk": "", "score": "1", "source": "/etc/passwd", "time": "0", "target": "-1"}
+    script = export(page, junk)
+    assert script.problems  # each bad value is named, as the page names it
+    compile(script.source(), page, "exec")  # still a valid Python script
+    assert "/etc/passwd" not in script.source() and "<script>" not in script.source()
