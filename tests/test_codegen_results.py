@@ -45,6 +45,7 @@ def test_script_trains_like_the_core(query: str, cifar_dir: Path, monkeypatch: p
     monkeypatch.setenv("CIFAR_DIR", str(cifar_dir))
     monkeypatch.setenv("MAX_PER_CLASS", "15")
     monkeypatch.setenv("EPOCHS", "2")
+    monkeypatch.setenv("DEVICE", "cpu")  # the comparison is on the CPU, also on a CUDA machine
     out = printed(run_script(export("results", query).source(), timeout=600))
 
     meta = profile.meta_arch(run["arch"], run["width"])

@@ -50,7 +50,7 @@ def _source(obj: object) -> str:
 def arch_imports(name: str) -> str:
     """The import lines the architecture's definition needs."""
     module = BUILDERS[name][0]
-    base = "import time\n\nimport torch\nfrom torch import Tensor, nn\nfrom torch.utils.flop_counter import FlopCounterMode"
+    base = "import os\nimport time\n\nimport torch\nfrom torch import Tensor, nn\nfrom torch.utils.flop_counter import FlopCounterMode"
     extra = _IMPORTS[module]
     return base + ("\n" + extra if extra else "")
 
@@ -224,7 +224,8 @@ def training(cfg, seed: int) -> str:
         EPOCHS = int(os.environ.get("EPOCHS", "0")) or {cfg.epochs}
         BATCH, LR, WEIGHT_DECAY, LABEL_SMOOTHING = {cfg.batch_size}, {cfg.lr!r}, {cfg.weight_decay!r}, {cfg.label_smoothing!r}
         SEED = {seed}
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        # A GPU when there is one (DEVICE=cpu forces the CPU, e.g. to compare numbers with a CPU run).
+        device = os.environ.get("DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
         torch.manual_seed(SEED)  # dropout (if any) draws from the global generator
         batch_order = torch.Generator().manual_seed(SEED)  # the order of the mini-batches
         crops = torch.Generator(device=device).manual_seed(SEED)  # the augmentation's draws

@@ -18,7 +18,7 @@ from dltl_core.query import encode_query, read_query
 
 _SPEED = '''\
 # Speed (this machine only): a few training steps and inference batches of random images.
-device = "cuda" if torch.cuda.is_available() else "cpu"
+device = os.environ.get("DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 model = model.to(device)
 x = torch.randn(16, 3, 32, 32, device=device)
 y = torch.randint(0, 10, (16,), device=device)

@@ -95,7 +95,7 @@ def build(params: Mapping[str, str]) -> Script:
         learning rate {cfg.lr:g} on a `{cfg.schedule}` schedule, batch {cfg.batch_size}, {cfg.epochs} epochs.
         Set `MAX_PER_CLASS=20 EPOCHS=2` in the environment to try it small first.
         """),
-        code(_cifar.arch_imports(arch) + "\nimport math\nimport os\nimport sys\nfrom pathlib import Path\n\n"
+        code(_cifar.arch_imports(arch) + "\nimport math\nimport sys\nfrom pathlib import Path\n\n"
              "import numpy as np\nimport torch.nn.functional as F\nimport torchvision\nfrom PIL import Image\n"
              "from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn"),
         md("### The data\nCIFAR-10's training images, split into training and validation images with a seed; "
