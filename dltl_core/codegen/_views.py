@@ -11,7 +11,10 @@ from __future__ import annotations
 
 def arch_view() -> type:
     """The /arch page's settings class."""
-    from dltl_ui.views import ArchView
+    try:  # main moves the declarations into the core (dltl_core/views.py): no Streamlit needed
+        from dltl_core.views import ArchView  # type: ignore[import-not-found]
+    except ImportError:
+        from dltl_ui.views import ArchView
 
     return ArchView
 
