@@ -11,6 +11,7 @@ import dltl_ui as ui
 from dltl_core import birds
 from dltl_core.transfer import TransferConfig, TransferResult
 from dltl_ui import data_source
+from dltl_ui.code_panel import code_panel
 from dltl_ui import transfer_regime_view as regime
 from dltl_ui import transfer_train as tt
 from dltl_ui import transfer_views as tv
@@ -139,3 +140,5 @@ with ui.guard("the model download"):
 tv.result_tabs(results, stopped, backbone, fmap_method)
 with ui.guard("the measured regimes"):
     regime.section()  # when fine-tuning pays: the shipped measurement, its caption computed from it
+
+code_panel("transfer")  # the plain PyTorch script for this link's species, photos and seed

@@ -11,6 +11,7 @@ from dltl_ui import arch_charts as charts
 from dltl_ui import jobs as jobs_ui
 from dltl_ui import results_view as rv
 from dltl_ui.binder import Binder
+from dltl_ui.code_panel import code_panel
 from dltl_ui.views import ArchView
 
 ui.page_setup("Architectures", "🏛️")
@@ -160,3 +161,5 @@ with ui.guard("the comparison"):
                   caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
                           "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "
                           "so it is cheap to run for its size.")
+
+code_panel("arch")  # the plain PyTorch script behind these numbers

@@ -8,6 +8,7 @@ from dltl_core.report import charts as C
 from dltl_core.report import findings as F
 from dltl_core.report import study as S
 from dltl_ui import results_view as rv
+from dltl_ui.code_panel import code_panel
 
 ui.page_setup("Results & search", "🏆")
 st.title("Results & search")
@@ -164,3 +165,5 @@ with ui.guard("the reference table"):
 st.subheader("Your talk, as slides")
 with ui.guard("the slide deck"):
     rv.talk_panel(view, view_df, score)
+
+code_panel("results")  # the recipe of the architecture in *Talk about*, as a plain PyTorch script
