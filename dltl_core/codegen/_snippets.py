@@ -51,7 +51,8 @@ EVALUATE = '''
     def evaluate(model, x, y, batch_size=256):
         """Mean cross-entropy and accuracy of the model on (x, y): eval mode, no gradients."""
         model.eval()  # dropout off, batch norm uses its running statistics
-        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        loss_sum = torch.zeros((), device=x.device)
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
         for start in range(0, len(y), batch_size):
             logits = model(x[start:start + batch_size])
             loss_sum += F.cross_entropy(logits, y[start:start + batch_size], reduction="sum")
@@ -94,7 +95,7 @@ FIT = '''
                 sizes.append(len(idx))
             seen = sum(sizes)
             # The epoch's training loss: the mini-batch losses, weighted by their sizes, while W changed.
-            train_loss = (torch.stack(losses) @ torch.tensor(sizes, dtype=torch.float32)).item() / seen
+            train_loss = (torch.stack(losses) @ torch.tensor(sizes, dtype=torch.float32, device=y.device)).item() / seen
             train_acc = (torch.cat(preds) == y[perm[:seen]]).sum().item() / seen
             val_loss, val_acc = evaluate(model, *val, batch_size=max(2 * batch_size, 256))
             history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
