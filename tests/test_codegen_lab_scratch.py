@@ -9,6 +9,8 @@ the test asserts that it trains (the training loss falls) and prints its accurac
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,11 @@ def test_a_2d_link_trains_the_digits_at_their_default_size():
     assert knobs["data"] == "digits" and knobs["train_size"] == 300
 
 
+def test_the_lab_link_reads_back_to_the_same_notebook():
+    script = export("lab-scratch", "data=digits&train_size=250&c10_epochs=3")
+    assert export("lab-scratch", script.query).source() == script.source()
+
+
 OTHER = {"label_noise": "0.2", "train_size": "250", "depth": "3", "width": "64", "dropout": "0.3",
          "weight_decay": "0.01", "batchnorm": "1", "early_stopping": "1", "patience": "7", "epochs": "20",
          "lr": "0.003", "seed": "5", "c10_per_class": "50", "c10_epochs": "3", "c10_lr": "0.01", "c10_batch": "32"}
@@ -69,9 +76,20 @@ OTHER = {"label_noise": "0.2", "train_size": "250", "depth": "3", "width": "64",
 
 @pytest.mark.parametrize("param", [*LAB_FIELDS, *(s.url for s in settings_of(CifarLab).values())])
 def test_every_setting_changes_the_code(param):
-    base = export("lab-scratch", "data=digits").source()
-    changed = export("lab-scratch", {"data": "digits", param: OTHER[param]})
+    base = export("lab-scratch", "").source()
+    changed = export("lab-scratch", {param: OTHER[param]})
     assert not changed.problems
     assert changed.source() != base
     name = param.upper()
     assert changed.source().count(name) >= 2, f"{param} is declared but the notebook does not use it"
+
+
+@pytest.mark.slow
+def test_a_missing_data_folder_is_one_message(tmp_path, monkeypatch):
+    missing = tmp_path / "no-such-folder"
+    monkeypatch.setenv("DATA_DIR", str(missing))
+    source = export("lab-scratch", "train_size=50&epochs=1").source()
+    proc = subprocess.run([sys.executable, "-I", "-c", source], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 1 and f"DATA_DIR={str(missing)!r} is not a folder" in proc.stdout
+    assert "Traceback" not in proc.stderr

@@ -70,6 +70,9 @@ CIFAR_DATA = """
 
     DATA_DIR = os.environ.get("DATA_DIR", "")  # a folder of class/*.png (or *.jpg); empty: download
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if DATA_DIR and not os.path.isdir(DATA_DIR):
+        print(f"DATA_DIR={DATA_DIR!r} is not a folder: set it to a folder of class/*.png, or leave it empty.")
+        raise SystemExit(1)
     if DATA_DIR:
         folder = torchvision.datasets.ImageFolder(DATA_DIR)  # one class per sub-folder, sorted by name
         classes, targets = folder.classes, folder.targets
@@ -128,12 +131,15 @@ CIFAR_RUN = """
 
 def read(params: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any], list[str], str]:
     """(overfit knobs on the digits, CIFAR settings, the link's problems, the knobs' error or "")."""
-    knobs, problems, _ = overfit.read(params)
-    if knobs["data"] != "digits":  # the lab's part 1 is on the digits, at the page's digits default
-        knobs = {**knobs, "data": "digits", "train_size": DIGITS_TRAIN_SIZE}
     from dltl_core.lessons.overfit import OverfitConfig
     from dltl_core.settings import SettingsError
 
+    # The lab trains on the digits: a link from the page on a 2-D set keeps its knobs but takes the
+    # digits' default size; the lab's own links (no data=) carry train_size for the digits.
+    knobs, problems = read_query(OverfitConfig, params, fields=overfit.FIELDS,
+                                 defaults={"data": "digits", "train_size": DIGITS_TRAIN_SIZE})
+    if knobs["data"] != "digits":
+        knobs = {**knobs, "data": "digits", "train_size": DIGITS_TRAIN_SIZE}
     error = ""
     try:
         OverfitConfig(**knobs)
