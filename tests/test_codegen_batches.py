@@ -20,7 +20,7 @@ from dltl_core.codegen.batches import EMPTY, read
 from dltl_core.codegen._page_views import views
 from dltl_core.lessons.batches import batch_size_sweep, epoch_step_counts, gradient_spread
 from dltl_core.settings import settings_of
-from tests.codegen_util import printed, run_script
+from tests.codegen_util import printed, run_notebook, run_script
 
 BatchesView = views().BatchesView
 N_TRAIN = views().BATCHES_N_TRAIN
@@ -85,3 +85,11 @@ def test_every_setting_changes_the_code(name):
     assert changed.source() != export("batches", "").source()
     body = changed.source().split("# The page's settings", 1)[1].split("\n\n", 1)[1]
     assert name.upper() in body, f"{name} is declared but the script does not use it"
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_headless():
+    got = printed("".join(run_notebook(export("batches", {"sizes": "256,512", "epochs": "1"}).notebook(), timeout=600)))
+    row = batch_size_sweep((256, 512), epochs=1).iloc[-1]
+    assert got["batch 512 steps per epoch"] == 3
+    assert f"{got['batch 512 val acc']:.8g}" == f"{row.val_acc:.8g}"

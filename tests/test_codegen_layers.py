@@ -15,7 +15,7 @@ from dltl_core.codegen._page_views import views
 from dltl_core.lessons.layers import LINEAR_MAP, compare_layers, param_table
 from dltl_core.query import read_query
 from dltl_core.settings import settings_of
-from tests.codegen_util import printed, run_script
+from tests.codegen_util import printed, run_notebook, run_script
 
 LayersView = views().LayersView
 
@@ -77,3 +77,12 @@ def test_every_setting_changes_the_code(name):
     assert changed.source() != export("layers", "").source()
     body = changed.source().split("# The page's settings", 1)[1].split("\n\n", 1)[1]
     assert name.upper() in body, f"{name} is declared but the script does not use it"
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_headless():
+    query = {"epochs": "1", "seeds": "1", "channels": "4"}
+    got = printed("".join(run_notebook(export("layers", query).notebook(), timeout=600)))
+    assert got["digits 8x8 convolutional parameters"] == 4 * 9 + 4
+    res = compare_layers(epochs=1, seed=0, seeds=1)
+    assert f"{got['its product W3 W2 W1 as one layer val acc']:.8g}" == f"{res.collapsed_acc:.8g}"

@@ -22,7 +22,7 @@ from dltl_core.device import get_policy
 from dltl_core.lessons.overfit import OverfitConfig, run_overfit
 from dltl_core.query import read_query
 from dltl_core.settings import settings_of
-from tests.codegen_util import printed, run_script
+from tests.codegen_util import printed, run_notebook, run_script
 
 EPOCH = re.compile(r"^epoch\s+(\d+)\s+train loss (\S+)\s+val loss (\S+)\s+train acc (\S+)\s+val acc (\S+)$",
                    re.MULTILINE)
@@ -110,3 +110,12 @@ def test_every_setting_changes_the_code(name):
     assert changed.source() != base
     body = changed.source().split("# The page's settings", 1)[1].split("\n\n", 1)[1]
     assert name.upper() in body, f"{name} is declared but the script does not use it"
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_headless_and_prints_the_same_run():
+    query = "data=digits&train_size=60&epochs=3&dropout=0.1&seed=1"
+    res, _ = _core(query)
+    out = "".join(run_notebook(export("overfit", query).notebook(), timeout=300))
+    assert [int(r[0]) for r in _epochs(out)] == list(res.history.epoch)
+    assert f"{printed(out)['validation accuracy']:.8g}" == f"{res.final['val_acc']:.8g}"
