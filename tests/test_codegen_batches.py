@@ -64,7 +64,6 @@ def test_script_matches_the_core_at_a_link():
     _check({"sizes": "64,1438", "extra": "479", "epochs": "2"})
 
 
-@pytest.mark.slow  # the script imports torch before it stops (~20 s on a busy machine)
 def test_no_batch_size_gives_the_page_message():
     script = export("batches", {"sizes": "", "extra": "0"})
     assert script.problems == (EMPTY,)

@@ -112,8 +112,9 @@ def build(params: Mapping[str, str]) -> Script:
     values, problems = read(params)
     sizes = sorted(set(values["sizes"]) | ({values["extra"]} if values["extra"] else set()))
     settings = code("# The page's settings (from its link)\n" + sn.header_lines(view, values))
-    cells = [md(INTRO), code(sn.join(sn.IMPORTS, "import time", sn.DIGITS, sn.SPLIT)), settings, code(SIZES)]
-    if sizes:  # else the script stops with the page's message, as the page does
+    cells = [md(INTRO), settings, code(SIZES)]  # no size: the script stops with the page's message
+    if sizes:
+        cells[1:1] = [code(sn.join(sn.IMPORTS, "import time", sn.DIGITS, sn.SPLIT))]
         cells += [
             md("### Epochs vs steps\nEvery row sees each of the $n$ images `EPOCHS` times; what differs is how "
                "many weight updates $W \\leftarrow W - \\eta\\, g_b$ those passes buy."),

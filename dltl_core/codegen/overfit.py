@@ -198,9 +198,9 @@ def settings_cell(values: Mapping[str, Any]) -> Cell:
 def training_cells(values: Mapping[str, Any], error: str) -> list[Cell]:
     """Data, model, optimizer, loop and evaluation cells for the knobs (or the page's message)."""
     data = sn.DIGITS if values["data"] == "digits" else POINTS[values["data"]]
-    cells = [code(sn.join(sn.IMPORTS, data, sn.SPLIT)), code(sn.join(sn.EVALUATE, sn.FIT)), settings_cell(values)]
     if error:  # a config the page cannot train: the same message, and nothing runs
-        return cells + [code(f"print({error!r})\nraise SystemExit(1)")]
+        return [settings_cell(values), code(f"print({error!r})\nraise SystemExit(1)")]
+    cells = [code(sn.join(sn.IMPORTS, data, sn.SPLIT)), code(sn.join(sn.EVALUATE, sn.FIT)), settings_cell(values)]
     load = LOAD_DIGITS if values["data"] == "digits" else LOAD_POINTS
     return cells + [
         md("### The data\nA fixed validation set; the training set is the first `TRAIN_SIZE` samples of the rest, "
