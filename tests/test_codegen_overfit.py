@@ -77,15 +77,23 @@ def test_a_diverging_rate_diverges_in_the_script_too():
     assert f"Diverged at epoch {res.diverged_at}" in out
 
 
-def test_an_impossible_size_gives_the_page_message():
+def test_a_size_above_the_pool_is_clamped_as_the_page_slider_does():
     script = export("overfit", "data=moons&train_size=900")
-    assert script.problems and "600" in script.problems[-1]
+    assert "TRAIN_SIZE = 600" in script.source() and not script.problems
+
+
+def test_a_config_the_page_cannot_train_prints_its_message():
+    from dltl_core.codegen.overfit import read, settings_cell, training_cells
+
+    values, _, _ = read({})
+    cells = training_cells(values, "The training-set size must be between 1 and 600 for Two moons, got 900.")
+    source = "\n\n".join(c.text for c in cells)
+    assert source.startswith(settings_cell(values).text) and "import torch" not in source
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.py"
-        path.write_text(script.source())
+        path.write_text(source)
         proc = subprocess.run([sys.executable, "-I", str(path)], capture_output=True, text=True, timeout=120, cwd=tmp)
-    assert proc.returncode == 1
-    assert script.problems[-1] in proc.stdout and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "got 900." in proc.stdout and "Traceback" not in proc.stderr
 
 
 def _other(name: str, value):
@@ -119,3 +127,20 @@ def test_the_notebook_runs_headless_and_prints_the_same_run():
     out = "".join(run_notebook(export("overfit", query).notebook(), timeout=300))
     assert [int(r[0]) for r in _epochs(out)] == list(res.history.epoch)
     assert f"{printed(out)['validation accuracy']:.8g}" == f"{res.final['val_acc']:.8g}"
+
+
+@pytest.mark.slow
+def test_the_page_panel_shows_the_links_export():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/23_overfit.py")
+    at.query_params["lr"] = "abc"  # one message on the page, the same in the code's problems
+    at.query_params["data"], at.query_params["train_size"] = "moons", "900"
+    at.run()
+    assert not at.exception
+    assert any(e.label.startswith("PyTorch code") for e in at.expander)
+    script = export("overfit", {"lr": "abc", "data": "moons", "train_size": "900"})
+    assert any(script.problems[0] in w.value for w in at.warning)
+    assert any(c.value.strip() == script.source().strip() for c in at.code)  # the panel's code is the link's export

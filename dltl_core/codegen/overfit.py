@@ -179,7 +179,12 @@ def read(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str], str]:
     """The page's knobs from a link: (values, the link's problems, the config's error or "")."""
     from dltl_core.lessons.overfit import OverfitConfig
 
+    from dltl_core.lessons.overfit import pool_size
+
     values, problems = read_query(OverfitConfig, params, fields=FIELDS)
+    # The page's size slider ends at the data set's pool (600 points of a 2-D set): a larger link
+    # value is clamped there silently, as the widget does.
+    values["train_size"] = min(values["train_size"], pool_size(values["data"]))
     try:
         OverfitConfig(**values)
     except SettingsError as err:  # the page shows this warning and trains nothing
