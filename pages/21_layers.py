@@ -13,6 +13,7 @@ from dltl_core.lessons import jobs as lj
 from dltl_ui import jobs as jobs_ui
 from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
+from dltl_ui.code_panel import code_panel
 from dltl_ui.charts.palette import KIND_COLORS
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LayersView
@@ -93,6 +94,7 @@ with ui.guard("the comparison"):
             calibration.record("layers", lj.predicted_seconds_layers(key[0], key[2]), final.seconds)
             tc.memo_put("layers", key, res)
     if res is None:
+        code_panel("layers")  # the code trains what the button would
         st.stop()
     models = res.models
     summary = (models.groupby(["model", "kind"], sort=False)
@@ -161,5 +163,6 @@ with ui.guard("the comparison"):
             ui.show_chart(fm, caption="What to notice: each map lights up where its filter finds its pattern in "
                                       "this digit; ReLU zeroes the rest.")
         view.sync(["digit"])
+        code_panel("layers")  # in the fragment: the digit slider updates the code too
 
     inside_cnn(res)

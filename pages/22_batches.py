@@ -10,6 +10,7 @@ from dltl_core.lessons import jobs as lj
 from dltl_core.lessons.batches import DEFAULT_BATCH_SIZES, batch_size_sweep, epoch_step_counts, gradient_spread
 from dltl_ui import jobs as jobs_ui
 from dltl_ui.binder import Binder
+from dltl_ui.code_panel import code_panel
 from dltl_ui.layout import chart_height
 from dltl_ui.views import BATCHES_N_TRAIN, BatchesView
 
@@ -40,11 +41,13 @@ batch_sizes = tuple(sorted(set(sizes) | ({int(extra)} if extra else set())))
 st.subheader("Epochs vs steps")
 if not batch_sizes:
     st.warning("Choose at least one batch size.")
+    code_panel("batches")  # the code stops with the same message
     st.stop()
 try:
     counts = epoch_step_counts(N_TRAIN, batch_sizes, epochs)
 except ValueError as err:
     st.warning(f"{err}. Pick a size between 1 and {N_TRAIN}.")
+    code_panel("batches")
     st.stop()
 table_area = st.expander("Epochs vs steps: the table") if ui.is_classroom() else st.container()
 table_area.dataframe(counts.rename(columns={"batch_size": "batch size", "steps_per_epoch": "steps per epoch",
@@ -169,3 +172,5 @@ with ui.guard("the gradient spread"):
                    lambda: spread(usable), bj.spread_job, usable, expected)
     if out is not None:
         show_spread(*out)
+
+code_panel("batches")

@@ -8,6 +8,7 @@ from dltl_ui import overfit_view as ov
 from dltl_core.lessons import jobs as lj
 from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
+from dltl_ui.code_panel import code_panel
 from dltl_ui.views import CompareView
 
 ui.page_setup("Overfitting", "📈")
@@ -91,6 +92,7 @@ knobs.sync()
 view.sync(["compare", "knob"])
 url.report()
 if cfg is None:
+    code_panel("overfit")  # the code reproduces the page's message
     st.stop()
 
 
@@ -123,3 +125,5 @@ if view.widget("compare"):
                 ov.show_run(res_b, partial_b, "overfit_b", cfg_b.epochs, compact=True)
         if res_a is not None and res_b is not None:
             ov.compare_table(knob, res_a, res_b)
+
+code_panel("overfit")
