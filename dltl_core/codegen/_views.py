@@ -1,9 +1,9 @@
 """The pages' own settings declarations, for the exporters.
 
-The /arch and /results pages declare their settings in ``dltl_ui`` (``ArchView``,
-``ResultsView``); the exporters read a link with those very classes, so a setting added to
-a page reaches its code. ``dltl_ui`` is imported only when an exporter runs (the page has
-it loaded already; the ``code`` command pays for it once).
+The exporters read a link with the very classes the pages bind (``ArchView`` in
+``dltl_core.views``; ``ResultsView`` still in ``dltl_ui.results_view``, which the page has
+loaded already and the ``code`` command imports once), so a setting added to a page
+reaches its code.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 def arch_view() -> type:
     """The /arch page's settings class."""
-    try:  # main moves the declarations into the core (dltl_core/views.py): no Streamlit needed
-        from dltl_core.views import ArchView  # type: ignore[import-not-found]
-    except ImportError:
-        from dltl_ui.views import ArchView
+    from dltl_core.views import ArchView  # declared in the core: no Streamlit needed
 
     return ArchView
 
