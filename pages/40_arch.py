@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
+from dltl_core import arch_claims
 from dltl_core import budget as mem
 from dltl_core import calibration, needs, profile
 from dltl_core.lessons import jobs as lj
@@ -113,9 +114,7 @@ with ui.guard("the architecture summary"):
     with top if ui.is_classroom() else st.container(), ui.main_chart():
         st.subheader("Where the size and the work sit")
         ui.show_chart(charts.layer_bars(layers),
-                      caption="What to notice: the first blocks work on 32x32 maps, so they cost many FLOPs "
-                              "with few parameters; the last stages hold most parameters but see only 4x4 "
-                              "(or 1x1) maps.")
+                      caption=arch_claims.layer_claim(layers))
 
 st.subheader(f"All architectures at width {width}")
 with ui.guard("the comparison"):
@@ -157,6 +156,4 @@ with ui.guard("the comparison"):
                            help="kuangliu/pytorch-cifar's CIFAR-10 test accuracy (width 1, 200 epochs); it "
                                 "reports none for the other networks.")})
     ui.show_chart(charts.size_vs_flops(table, name),
-                  caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
-                          "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "
-                          "so it is cheap to run for its size.")
+                  caption=arch_claims.size_claim(table))
