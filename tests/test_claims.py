@@ -472,3 +472,26 @@ def test_overfit_verdict_at_the_good_fit_and_overfit_presets():
 def test_overfit_verdict_at_the_underfit_preset():
     _, claim = _overfit_claim("underfit")  # 150 epochs of a linear model: about 12 s
     assert "overfits" not in claim and "within noise" in claim
+
+
+def test_each_network_is_corrected_by_its_own_record(tmp_path, monkeypatch):
+    from dltl_core.lessons import jobs
+
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(calibration, "_path", lambda: path)
+    monkeypatch.setattr(jobs, "_flops_rate", lambda: 1e9)  # the prediction's own probe is not under test
+    flops = [1.1e9, 2.5e8]
+    per = [jobs.predicted_seconds_measure(f) - jobs.JOB_START_SECONDS for f in flops]
+    # A measurement where DenseNet took 16x its prediction and ResNet 0.6x, the worker 6 s to start.
+    took = [0.6 * per[0], 16 * per[1]]
+    results = [{"name": "resnet18", "seconds": took[0]}, {"name": "densenet_cifar", "seconds": took[1]}]
+    jobs.record_measure(results, flops, sum(took) + 6.0)
+    assert calibration.factor(jobs.arch_kind("resnet18")) == pytest.approx(0.6)
+    assert calibration.factor(jobs.arch_kind("densenet_cifar")) == pytest.approx(16)
+    assert calibration.factor("job_start") == pytest.approx(6.0 / jobs.JOB_START_SECONDS)
+    again = jobs.expected_seconds_measure(flops, names=["resnet18", "densenet_cifar"])
+    assert again == pytest.approx(6.0 + sum(took))  # the same work, now predicted as it went
+    # A network never measured here falls back to the record of all of them (the whole job's ratio).
+    vgg = jobs.expected_seconds_measure([3e8], names=["vgg11_bn"])
+    whole = calibration.factor("arch_measure")
+    assert vgg == pytest.approx(6.0 + whole * (jobs.predicted_seconds_measure(3e8) - jobs.JOB_START_SECONDS))
