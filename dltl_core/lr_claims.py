@@ -102,8 +102,8 @@ def schedules_map_claim(runs: Sequence[Descent], names: Sequence[str], labels: S
         text += f" What to notice: {_names(warm)} take{'s' if len(warm) == 1 else ''} first steps under half the constant η's."
     if calm:
         text += (f" {'What to notice: ' if not warm else ''}{_names(calm)} end{'s' if len(calm) == 1 else ''} "
-                 "with steps under half the "
-                 f"constant η's ({const_last:.2g}): the final bouncing is damped.")
+                 "with steps under half as long as the "
+                 f"constant η's last ones ({const_last:.2g} on average): the final bouncing is damped.")
     return text
 
 
