@@ -99,7 +99,8 @@ def schedules_map_claim(runs: Sequence[Descent], names: Sequence[str], labels: S
             and step(by[name], slice(-n, None)) < 0.5 * const_last]
     text = "Each schedule from the same start (□), with the same optimizer, base η and noise."
     if warm:
-        text += f" What to notice: {_names(warm)} take{'s' if len(warm) == 1 else ''} first steps under half the constant η's."
+        verb = "takes" if len(warm) == 1 else "take"
+        text += f" What to notice: {_names(warm)} {verb} first steps under half the constant η's."
     if calm:
         text += (f" {'What to notice: ' if not warm else ''}{_names(calm)} end{'s' if len(calm) == 1 else ''} "
                  "with steps under half as long as the "
