@@ -479,9 +479,12 @@ def test_each_network_is_corrected_by_its_own_record(tmp_path, monkeypatch):
 
     path = tmp_path / "calibration.json"
     monkeypatch.setattr(calibration, "_path", lambda: path)
-    monkeypatch.setattr(jobs, "_flops_rate", lambda: 1e9)  # the prediction's own probe is not under test
+    monkeypatch.setattr(jobs, "_flops_rate", lambda: 1e9)  # the prediction's own probes are not under test
+    monkeypatch.setattr(jobs, "_layer_seconds", lambda: 1e-3)
     flops = [1.1e9, 2.5e8]
-    per = [jobs.predicted_seconds_measure(f) - jobs.JOB_START_SECONDS for f in flops]
+    per = [jobs._one(f, n) for f, n in zip(flops, ("resnet18", "densenet_cifar"))]
+    assert per[1] - jobs.MODEL_BUILD_SECONDS - 8 * 16 * flops[1] / 1e9 > 6 * (
+        per[0] - jobs.MODEL_BUILD_SECONDS - 8 * 16 * flops[0] / 1e9)  # DenseNet's layers: 366 against ResNet's 59
     # A measurement where DenseNet took 16x its prediction and ResNet 0.6x, the worker 6 s to start.
     took = [0.6 * per[0], 16 * per[1]]
     results = [{"name": "resnet18", "seconds": took[0]}, {"name": "densenet_cifar", "seconds": took[1]}]
@@ -494,4 +497,5 @@ def test_each_network_is_corrected_by_its_own_record(tmp_path, monkeypatch):
     # A network never measured here falls back to the record of all of them (the whole job's ratio).
     vgg = jobs.expected_seconds_measure([3e8], names=["vgg11_bn"])
     whole = calibration.factor("arch_measure")
-    assert vgg == pytest.approx(6.0 + whole * (jobs.predicted_seconds_measure(3e8) - jobs.JOB_START_SECONDS))
+    assert whole == pytest.approx((sum(took) + 6.0) / (jobs.JOB_START_SECONDS + sum(per)))
+    assert vgg == pytest.approx(6.0 + whole * jobs._one(3e8, "vgg11_bn"))
