@@ -15,8 +15,10 @@ ui.page_setup("Home", "🧠")
 st.title("Deep learning & transfer learning")
 ui.explain(
     "An interactive companion to the course. Every page is one idea, with sliders to move "
-    "and charts that answer at once. It runs on a laptop CPU, offline: the data sets and "
-    "pretrained weights it needs come with the install."
+    "and charts that answer as you move them; a heavier measurement starts on a click and says "
+    "first how long it takes. It runs on a laptop CPU, offline: the digits and the pretrained "
+    "weights come with the install. Bird photos for Transfer learning do not: that page offers "
+    "a download, an upload of your own zip, or your own folder."
 )
 
 st.markdown(

@@ -55,15 +55,17 @@ def record(kind: str, predicted_s: float, actual_s: float, path: Path | None = N
         cache.atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data)))
 
 
-def factor(kind: str, path: Path | None = None) -> float:
-    """Median ``actual / predicted`` of the last runs of ``kind`` (1 before any)."""
-    ratios = _read(path or _path()).get(kind, [])
+def factor(kind: str, path: Path | None = None, fallback: str | None = None) -> float:
+    """Median ``actual / predicted`` of the last runs of ``kind``; before any, that of
+    ``fallback`` (a broader kind), else 1."""
+    data = _read(path or _path())
+    ratios = data.get(kind) or (data.get(fallback, []) if fallback else [])
     return statistics.median(ratios) if ratios else 1.0
 
 
-def estimate(kind: str, predicted_s: float, path: Path | None = None) -> float:
-    """``predicted_s`` corrected by this machine's record for ``kind``."""
-    return predicted_s * factor(kind, path)
+def estimate(kind: str, predicted_s: float, path: Path | None = None, fallback: str | None = None) -> float:
+    """``predicted_s`` corrected by this machine's record for ``kind`` (or ``fallback``'s)."""
+    return predicted_s * factor(kind, path, fallback)
 
 
 __all__ = ["KEEP", "estimate", "factor", "record"]

@@ -12,6 +12,7 @@ import streamlit as st
 
 from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, log_grid, \
     lr_sweep, regime_examples
+from dltl_core import lr_claims
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import Surface, create_surface
@@ -54,6 +55,11 @@ def panel(run: Descent, label: str, color: str, height: int, title: str):
 
 
 
+def regime_lrs(examples: dict[str, Descent]) -> dict[str, float]:
+    """The learning rate of each regime's example run."""
+    return {regime: run.config.lr for regime, run in examples.items()}
+
+
 def regimes_section(base: DescentConfig) -> None:
     """Four runs (too small, good, too large, divergent) and the sweep they come from."""
     with guard("the learning-rate sweep"):
@@ -72,15 +78,13 @@ def regimes_section(base: DescentConfig) -> None:
                     st.markdown(f"<span style='color:{color};font-size:1.2rem'>●</span> **η = {run.config.lr:.4g}**: "
                                 f"{run.status}", unsafe_allow_html=True)
             st.caption("Learning rates picked from the sweep below, one per regime, all from the same start "
-                       "(□) with the same number of steps. What to notice: the good η is often just below "
-                       "the divergent one.")
+                       f"(□) with the same number of steps. {lr_claims.regimes_claim(regime_lrs(examples))}")
             df = pd.DataFrame([{"lr": p.lr, "gap": p.gap, "regime": p.regime} for p in points])
             marked = [r.config.lr for r in examples.values()]
             show_chart(lambda: gc.sweep_chart(df, marked=marked), key=("lr_sweep", repr(base), tuple(marked)),
                        caption=f"Final loss above the minimum after {base.steps} steps of "
                                f"{OPTIMIZERS[base.optimizer].label}, for {SWEEP[2]} learning rates from "
-                               f"{SWEEP[0]:g} to {SWEEP[1]:g}. What to notice: a wide valley of good values "
-                               "on the log axis, and a cliff where the runs diverge.")
+                               f"{SWEEP[0]:g} to {SWEEP[1]:g}. {lr_claims.sweep_claim(points)}")
 
 
 @st.fragment
@@ -120,15 +124,13 @@ def schedules_section(lrb: Binder, base: DescentConfig, surface: Surface) -> Non
                 paths = gc.paths_frame(runs, labels, surface.f_min)
                 if len(paths):
                     show_chart(lambda: gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
-                               key=("lr_sched_loss", repr(sconf), names), caption="Loss above the minimum: with a constant η the noise keeps kicking the "
-                                       "point around; decaying schedules settle lower at the end.")
+                               key=("lr_sched_loss", repr(sconf), names), caption=lr_claims.schedules_loss_claim(runs, names, labels, surface.f_min))
             cols = st.columns(3)
             for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
                 with cols[k % 3]:
                     show_chart(lambda: panel(run, label, color, chart_height(300), label),
                                key=("lr_panel", repr(run.config), label, color, chart_height(300)))
-            st.caption("Each schedule from the same start (□), with the same optimizer, base η and noise. "
-                       "What to notice: warm-up takes small first steps; decay damps the final bouncing.")
+            st.caption(lr_claims.schedules_map_claim(runs, names, labels))
 
 
 @st.fragment

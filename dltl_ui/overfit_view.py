@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dltl_core.lessons.overfit import KNOBS, OverfitConfig, pool_size
+from dltl_core.lessons.overfit_claims import overfit_claim
 from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
 from dltl_ui.layout import main_chart, show_chart
@@ -54,7 +55,7 @@ def show_run(res: Any, partial: list[dict] | None, namespace: str, epochs: int, 
             tc.show_curves(res.history, res.config.epochs, res.best_epoch, extra=boundary,
                            caption="What to notice: the dashed line marks the epoch with the lowest validation "
                                    "loss (where early stopping rolls back to); the grey bar is the gap at the end. "
-                                   "An overfit boundary bends around single noisy training points.")
+                                   + overfit_claim(res))
     st.caption(f"{res.parameters:,} weights · {res.train_samples} training / {res.val_samples} validation samples "
                f"· trained in {res.seconds:.1f} s")
 

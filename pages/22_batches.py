@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
+from dltl_core.lessons import batches_claims as claims
 from dltl_core.lessons import batches_jobs as bj
 from dltl_core.lessons import jobs as lj
 from dltl_core.lessons.batches import DEFAULT_BATCH_SIZES, batch_size_sweep, epoch_step_counts, gradient_spread
@@ -112,16 +113,15 @@ def show_sweep(res: pd.DataFrame) -> None:
     with c1:
         ui.show_chart(line("seconds_per_epoch:Q", "seconds per epoch").encode(
             y=alt.Y("seconds_per_epoch:Q", scale=alt.Scale(type="log"), title="seconds per epoch (log)")),
-            caption="What to notice: bigger batches finish an epoch much faster (fewer, better-used steps).")
+            caption=claims.speed_claim(res))
     with c2:
         ui.show_chart(line("steps_per_epoch:Q", "steps per epoch").encode(
             y=alt.Y("steps_per_epoch:Q", scale=alt.Scale(type="log"), title="steps per epoch (log)")),
-            caption="What to notice: steps per epoch fall as 1/b.")
+            caption=claims.steps_claim(res, N_TRAIN))
     with c3:
         ui.show_chart(line("val_acc:Q", "validation accuracy").encode(
             y=alt.Y("val_acc:Q", scale=alt.Scale(domain=[0, 1]), title="validation accuracy")),
-            caption=f"What to notice: after the same {epochs} epoch(s) and learning rate, large batches "
-                    "have made too few steps to learn as much.")
+            caption=claims.accuracy_claim(res, int(epochs)))
     st.caption(f"Measured on {res['device'].iloc[0]}, {epochs} epoch(s) of the default MLP with Adam (lr 0.001).")
 
 
@@ -137,7 +137,7 @@ def show_spread(points: pd.DataFrame, summary: pd.DataFrame) -> None:
     c1, c2 = st.columns(2)
     with c1:
         ui.show_chart((dots + target).properties(height=chart_height(320)),
-                      caption="What to notice: small batches scatter widely around g; large ones cluster on it.")
+                      caption=claims.scatter_claim(points))
     with c2:
         long = summary.melt(id_vars=["batch_size"], value_vars=["rms_rel_error", "predicted_rel_error"],
                             var_name="curve", value_name="error")
@@ -148,7 +148,7 @@ def show_spread(points: pd.DataFrame, summary: pd.DataFrame) -> None:
             color=alt.Color("curve:N", title=None, legend=alt.Legend(orient="bottom")),
             strokeDash=alt.StrokeDash("curve:N", legend=None),
         ).properties(height=chart_height(320))
-        ui.show_chart(err, caption="What to notice: the noise shrinks like 1/√b: 4× the batch, half the noise.")
+        ui.show_chart(err, caption=claims.noise_claim(summary))
 
 
 st.subheader("Speed and accuracy, measured")

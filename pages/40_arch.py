@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
+from dltl_core import arch_claims
 from dltl_core import budget as mem
-from dltl_core import calibration, needs, profile
+from dltl_core import needs, profile
 from dltl_core.lessons import jobs as lj
 from dltl_ui import arch_charts as charts
 from dltl_ui import jobs as jobs_ui
@@ -78,7 +79,7 @@ with ui.guard("the architecture summary"):
         # offered when its memory need fits into the server's budget.
         need = needs.arch_measure(name, width, 16)
         clicked = jobs_ui.offer(f"Measuring {d['label']} at width {width:g}", need) and ui.heavy_button(
-            "Measure throughput on this machine", "measure", lj.expected_seconds_measure(s["flops"]),
+            "Measure throughput on this machine", "measure", lj.expected_seconds_measure([s["flops"]], names=[name]),
             ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS, help="Trains a few batches of random images "
             f"with the core's fit loop (about {mem.gb(need)} of memory); the figure is cached for everyone.")
         final = jobs_ui.job_panel("arch_measure", lj.measure_job, {"names": [name], "width": width,
@@ -88,7 +89,7 @@ with ui.guard("the architecture summary"):
             st.warning(final.error)
         elif final is not None:
             if not st.session_state.get(f"measure__recorded_{final.seconds}"):  # once per run, not per rerun
-                calibration.record("arch_measure", lj.predicted_seconds_measure(s["flops"]), final.seconds)
+                lj.record_measure(final.result, [s["flops"]], final.seconds)
                 st.session_state[f"measure__recorded_{final.seconds}"] = True
             measured.clear()  # the cached-only lookup now finds the figure
             show_speed(final.result[0])
@@ -114,9 +115,7 @@ with ui.guard("the architecture summary"):
     with top if ui.is_classroom() else st.container(), ui.main_chart():
         st.subheader("Where the size and the work sit")
         ui.show_chart(charts.layer_bars(layers),
-                      caption="What to notice: the first blocks work on 32x32 maps, so they cost many FLOPs "
-                              "with few parameters; the last stages hold most parameters but see only 4x4 "
-                              "(or 1x1) maps.")
+                      caption=arch_claims.layer_claim(layers))
 
 st.subheader(f"All architectures at width {width}")
 with ui.guard("the comparison"):
@@ -136,7 +135,7 @@ with ui.guard("the comparison"):
     missing = [n for n in missing if n not in too_big]
     if missing:
         missing_flops = [float(f) for n, f in zip(table["name"], table["flops"]) if n in missing]
-        expected = lj.expected_seconds_measure(missing_flops)
+        expected = lj.expected_seconds_measure(missing_flops, names=missing)
         clicked = ui.heavy_button(f"Measure the {len(missing)} unmeasured architecture(s)", "measure_all", expected,
                                   ask_s=lj.ASK_SECONDS, refuse_s=lj.REFUSE_SECONDS,
                                   help="A few training batches each, in a worker process you can stop.")
@@ -144,7 +143,7 @@ with ui.guard("the comparison"):
                                   start=clicked, label="Measuring",
                                   need_mb=max(needs.arch_measure(n, width, 16) for n in missing))
         if final is not None and not final.error:
-            calibration.record("arch_measure", lj.predicted_seconds_measure(missing_flops), final.seconds)
+            lj.record_measure(final.result, missing_flops, final.seconds)
             measured.clear()
             st.rerun()
     shown = table.assign(reference_acc=[f"{v:.2f}" if pd.notna(v) else "not reported" for v in table["reference_acc"]])
@@ -158,8 +157,6 @@ with ui.guard("the comparison"):
                            help="kuangliu/pytorch-cifar's CIFAR-10 test accuracy (width 1, 200 epochs); it "
                                 "reports none for the other networks.")})
     ui.show_chart(charts.size_vs_flops(table, name),
-                  caption="What to notice: parameters and FLOPs are different costs. DenseNet is small but "
-                          "does a lot of work per image; VGG's parameters sit in late layers on tiny maps, "
-                          "so it is cheap to run for its size.")
+                  caption=arch_claims.size_claim(table))
 
 code_panel("arch")  # the plain PyTorch script behind these numbers

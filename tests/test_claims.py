@@ -306,3 +306,196 @@ def test_transfer_captions_name_only_the_modes_that_ran():
     assert "What to notice" not in time_story({"linear": linear})  # nothing to compare yet
     assert "From scratch 120 s" in time_story({"linear": linear, "scratch": scratch})
     assert epoch_story({}) == ""  # no run, no claim
+
+
+# --- /batches: the five captions, from the sweep and the gradient spread the page shows ---
+
+@pytest.fixture(scope="module")
+def batches_defaults():
+    from dltl_core.lessons.batches import batch_size_sweep, gradient_spread
+    from dltl_ui.views import BatchesView
+
+    d = BatchesView()
+    return d, batch_size_sweep(d.sizes, epochs=d.epochs), *gradient_spread(d.sizes)
+
+
+def test_batches_captions_hold_at_the_defaults(batches_defaults):
+    from dltl_core.lessons import batches_claims as bc
+    from dltl_ui.views import BATCHES_N_TRAIN
+
+    d, res, points, summary = batches_defaults
+    small, large = res.iloc[0], res.iloc[-1]
+    ratio = small.seconds_per_epoch / large.seconds_per_epoch
+    speed = bc.speed_claim(res)
+    assert f"{small.seconds_per_epoch:.3g} s" in speed and f"{large.seconds_per_epoch:.3g} s" in speed
+    assert (f"{ratio:.0f}× faster" in speed) == (ratio >= 1.5)
+    assert "180 at b = 8 and 3 at b = 512" in bc.steps_claim(res, BATCHES_N_TRAIN)  # ⌈1438/8⌉, ⌈1438/512⌉
+    # Accuracy: the largest batch against the best, with a 2-SE test on 359 validation images.
+    best = res.loc[res.val_acc.idxmax()]
+    se = lambda p: math.sqrt(p * (1 - p) / 359)  # noqa: E731
+    behind = best.val_acc - large.val_acc > 2 * math.hypot(se(best.val_acc), se(large.val_acc))
+    acc = bc.accuracy_claim(res, d.epochs)
+    assert behind and f"reach {large.val_acc:.1%} against {best.val_acc:.1%}" in acc  # 5 epochs: b = 512 lags
+    # Spread: the rms distance from g shrinks with the batch; the error follows 1/√b within 25%.
+    dist = np.hypot(points.along - 1, points.across).pow(2).groupby(points.batch_size).mean() ** 0.5
+    assert dist.is_monotonic_decreasing and "small batches scatter" in bc.scatter_claim(points)
+    off = (summary.rms_rel_error / summary.predicted_rel_error - 1).abs().max()
+    assert off <= 0.25 and "about half the noise" in bc.noise_claim(summary)
+
+
+def test_batches_captions_change_when_the_numbers_disagree(batches_defaults):
+    from dltl_core.lessons import batches_claims as bc
+
+    d, res, points, summary = batches_defaults
+    caught_up = res.assign(val_acc=res.val_acc.max())  # long training: every size at the best accuracy
+    assert "within noise" in bc.accuracy_claim(caught_up, 30) and "too few" not in bc.accuracy_claim(caught_up, 30)
+    gpu = res.assign(seconds_per_epoch=0.01)  # a device where the step overhead does not dominate
+    assert "about the same" in bc.speed_claim(gpu) and "faster" not in bc.speed_claim(gpu)
+    off = summary.assign(rms_rel_error=summary.rms_rel_error.iloc[0])  # noise that does not shrink
+    assert "half the noise" not in bc.noise_claim(off) and "departs" in bc.noise_claim(off)
+    assert bc.speed_claim(res.iloc[:1]) == "" and bc.accuracy_claim(res.iloc[:0], 5) == ""  # no data, no claim
+
+
+# --- /arch: where the parameters and the FLOPs sit, for every network ---
+
+@pytest.mark.parametrize("width, names", [
+    (1.0, ("resnet18", "densenet121", "vgg16_bn")),  # one of each family, at the page's default width
+    pytest.param(0.125, None, marks=pytest.mark.slow),  # every network (about 20 s)
+    pytest.param(1.0, None, marks=pytest.mark.slow)])
+def test_arch_layer_claim_names_the_measured_shares(width, names):
+    import pandas as pd
+
+    from dltl_core import arch_claims, profile
+
+    for name in names or pd.DataFrame(profile.compare_archs(width)).name:
+        t = pd.DataFrame(profile.layer_table(profile.meta_arch(name, width)))
+        big = t[t.output.str.fullmatch(r"\d+x32x32")]  # the input's resolution
+        claim = arch_claims.layer_claim(t)
+        flops, params = big.flops.sum() / t.flops.sum(), big.params.sum() / t.params.sum()
+        assert claim.startswith("What to notice: the blocks on 32×32 maps"), (name, claim)
+        assert flops > params, name  # the lesson holds for every network: large maps cost FLOPs, not weights
+        assert arch_claims._pct(flops) in claim and arch_claims._pct(params) in claim, (name, claim)
+    # The old fixed sentence said the 4x4 stage holds most parameters: not for DenseNet (8x8) or VGG (2x2).
+    for name, side in (("resnet18", "4×4"), ("densenet121", "8×8"), ("vgg16_bn", "2×2")):
+        t = pd.DataFrame(profile.layer_table(profile.meta_arch(name, width)))
+        assert f"those on {side} maps hold" in arch_claims.layer_claim(t), name
+
+
+def test_arch_size_claim_names_the_most_and_least_work_per_parameter():
+    import pandas as pd
+
+    from dltl_core import arch_claims, profile
+    from dltl_ui.views import ArchView
+
+    table = pd.DataFrame(profile.compare_archs(ArchView.width))
+    per = (table.flops / table.params).set_axis(table.label)
+    claim = arch_claims.size_claim(table)
+    assert per.idxmax() == "DenseNet-121" and per.idxmin() == "VGG-11 (BN)"
+    assert f"DenseNet-121 does the most work for its size ({per.max():.0f} FLOPs" in claim
+    assert f"VGG-11 (BN) the least ({per.min():.0f})" in claim
+    assert arch_claims.size_claim(table.iloc[:1]) == ""
+
+
+# --- /lr: regimes, sweep and schedules ---
+
+def _lr_sweep(surface: str = "bowl", optimizer: str = "sgd"):
+    from dltl_core.descend import DescentConfig, log_grid, lr_sweep, regime_examples
+    from dltl_ui.lr_view import SWEEP
+
+    points = lr_sweep(DescentConfig(surface=surface, optimizer=optimizer, steps=LrView.steps), log_grid(*SWEEP))
+    return points, regime_examples(points)
+
+
+def test_lr_regimes_and_sweep_captions_hold_at_the_defaults_and_for_momentum():
+    from dltl_core import lr_claims
+
+    points, ex = _lr_sweep(LrView.surface, LrView.opt)
+    assert ex["divergent"] / ex["good"] < lr_claims.JUST_BELOW and "just below" in lr_claims.regimes_claim(ex)
+    good = sorted(p.lr for p in points if p.regime == "good")
+    first_bad = min(p.lr for p in points if p.diverged_at is not None)
+    assert all(p.diverged_at is not None for p in points if p.lr >= first_bad)  # a cliff: diverged from there on
+    claim = lr_claims.sweep_claim(points)
+    assert f"from η = {good[0]:.3g} to {good[-1]:.3g}" in claim and f"cliff at η = {first_bad:.3g}" in claim
+    assert math.log10(good[-1] / good[0]) < 0.5  # not "a wide valley", as the old caption said for SGD
+    points, ex = _lr_sweep(LrView.surface, "momentum")
+    ratio = ex["divergent"] / ex["good"]
+    assert ratio > 10 and f"{ratio:.0f}× below the divergent one" in lr_claims.regimes_claim(ex)
+    assert lr_claims.regimes_claim({"good": 0.1}) == "What to notice: no learning rate in the sweep diverged."
+
+
+def test_lr_schedule_captions_name_the_schedules_that_settled():
+    from dltl_core import lr_claims
+    from dltl_core.descend import DescentConfig, compare_schedules
+    from dltl_core.optim import SCHEDULES
+    from dltl_core.surfaces import create_surface
+
+    d = LrView()
+    names = tuple(d.scheds)
+    labels = [SCHEDULES[n] for n in names]
+    runs = compare_schedules(DescentConfig(surface=d.surface, optimizer=d.opt, steps=d.steps, lr=d.lr,
+                                           noise=d.noise), names)
+    f_min = create_surface(d.surface).f_min
+    ends = {n: float(np.mean(r.loss[-d.steps // 10:]) - f_min) for n, r in zip(names, runs)}
+    assert all(ends[n] < 0.5 * ends["constant"] for n in names if n != "constant")  # at the defaults, all do
+    claim = lr_claims.schedules_loss_claim(runs, names, labels, f_min)
+    assert f"constant η stays {ends['constant']:.3g} above" in claim and "do not" not in claim
+    first = {n: np.linalg.norm(np.diff(r.trajectory[:4], axis=0), axis=1).mean() for n, r in zip(names, runs)}
+    warm = [SCHEDULES[n] for n in names if first[n] < 0.5 * first["constant"]]
+    assert set(warm) == {"One-cycle", "Linear warm-up, then cosine"}
+    assert lr_claims._names(warm) + " take first steps" in lr_claims.schedules_map_claim(runs, names, labels)
+    # A diverged constant run: no comparison is claimed.
+    bad = compare_schedules(DescentConfig(surface="rosenbrock", optimizer="sgd", steps=d.steps, lr=d.lr), names)
+    assert "What to notice" not in lr_claims.schedules_loss_claim(bad, names, labels, 0.0)
+
+
+# --- /overfit: the verdict under the learning curves ---
+
+def _overfit_claim(preset: str) -> tuple[object, str]:
+    from dltl_core.lessons.overfit import PRESETS, run_overfit
+    from dltl_core.lessons.overfit_claims import overfit_claim
+
+    res = run_overfit(PRESETS[preset])
+    return res, overfit_claim(res)
+
+
+def test_overfit_verdict_at_the_good_fit_and_overfit_presets():
+    res, claim = _overfit_claim("overfit")
+    val = res.history.val_loss
+    assert val.iloc[-1] > 1.2 * val.min() and res.final["train_acc"] == 1.0
+    assert "this run overfits" in claim and "bends around them" in claim and "more than noise" in claim
+    res, claim = _overfit_claim("good fit")
+    assert res.history.val_loss.iloc[-1] <= 1.2 * res.history.val_loss.min()
+    assert "overfits" not in claim and "did not turn up" in claim and "within noise" in claim
+
+
+@pytest.mark.slow
+def test_overfit_verdict_at_the_underfit_preset():
+    _, claim = _overfit_claim("underfit")  # 150 epochs of a linear model: about 12 s
+    assert "overfits" not in claim and "within noise" in claim
+
+
+def test_each_network_is_corrected_by_its_own_record(tmp_path, monkeypatch):
+    from dltl_core.lessons import jobs
+
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(calibration, "_path", lambda: path)
+    monkeypatch.setattr(jobs, "_flops_rate", lambda: 1e9)  # the prediction's own probes are not under test
+    monkeypatch.setattr(jobs, "_layer_seconds", lambda: 1e-3)
+    flops = [1.1e9, 2.5e8]
+    per = [jobs._one(f, n) for f, n in zip(flops, ("resnet18", "densenet_cifar"))]
+    assert per[1] - jobs.MODEL_BUILD_SECONDS - 8 * 16 * flops[1] / 1e9 > 6 * (
+        per[0] - jobs.MODEL_BUILD_SECONDS - 8 * 16 * flops[0] / 1e9)  # DenseNet's layers: 366 against ResNet's 59
+    # A measurement where DenseNet took 16x its prediction and ResNet 0.6x, the worker 6 s to start.
+    took = [0.6 * per[0], 16 * per[1]]
+    results = [{"name": "resnet18", "seconds": took[0]}, {"name": "densenet_cifar", "seconds": took[1]}]
+    jobs.record_measure(results, flops, sum(took) + 6.0)
+    assert calibration.factor(jobs.arch_kind("resnet18")) == pytest.approx(0.6)
+    assert calibration.factor(jobs.arch_kind("densenet_cifar")) == pytest.approx(16)
+    assert calibration.factor("job_start") == pytest.approx(6.0 / jobs.JOB_START_SECONDS)
+    again = jobs.expected_seconds_measure(flops, names=["resnet18", "densenet_cifar"])
+    assert again == pytest.approx(6.0 + sum(took))  # the same work, now predicted as it went
+    # A network never measured here falls back to the record of all of them (the whole job's ratio).
+    vgg = jobs.expected_seconds_measure([3e8], names=["vgg11_bn"])
+    whole = calibration.factor("arch_measure")
+    assert whole == pytest.approx((sum(took) + 6.0) / (jobs.JOB_START_SECONDS + sum(per)))
+    assert vgg == pytest.approx(6.0 + whole * jobs._one(3e8, "vgg11_bn"))
