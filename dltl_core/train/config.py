@@ -59,7 +59,8 @@ class TrainConfig:
     label_smoothing: float = setting(0.0, label="label smoothing", lo=0.0, hi=1.0, below=True,
                                      help="Cross-entropy label smoothing.")
     patience: int | None = setting(None, label="early-stopping patience", lo=1, hi=MAX_EPOCHS, optional=True,
-                                   kind=int, noun="patience", help="Epochs without a lower validation loss.")
+                                   kind=int, noun="patience",
+                                   help="Early stopping after this many epochs without a lower validation loss (off unless given).")
     seed: int = seed_field()
     warmup: float = setting(0.3, label="warm-up share", lo=0.0, hi=1.0, below=True, help="Share of the steps warming up.")
     decay_1d: bool = setting(False, label="decay 1-D parameters", help="Weight decay on biases and norm scales.")
