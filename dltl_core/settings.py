@@ -170,7 +170,8 @@ def problem(name: str, s: Setting, value: Any, kind: type) -> str | None:
         return None
     if kind is tuple and s.lo is not None and isinstance(value, tuple):
         # a tuple of numbers (a search space's candidates): every item within the bounds
-        return next(filter(None, (problem(name, s, v, float) for v in value)), None)
+        item = int if s.step == 1 else float
+        return next(filter(None, (problem(name, s, v, item) for v in value)), None)
     if kind is bool:
         return None if isinstance(value, bool) else f"{what} must be true or false, got {value!r}"
     if kind in (int, float):

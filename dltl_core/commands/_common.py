@@ -21,11 +21,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from dltl_core.limits import PER_CLASS
 from dltl_core.settings import Setting, SettingsError, defaults_of, field_kind, settings_of
 
-# Images per class of a folder or CIFAR-10 data set (train --max-per-class, search
-# --max-per-class): 100,000 is twice ImageNet's largest class.
-PER_CLASS = Setting("images per class", lo=1, hi=100_000)
 LIST_LENGTH = Setting("values in the list", lo=1, hi=16)  # candidates of one search dimension
 
 
@@ -169,16 +167,23 @@ def add_config(group: Any, cls: type, fields: Iterable[str], flags: Mapping[str,
         add_setting(group, cls, name, (flags or {}).get(name))
 
 
-def make_config(cls: type, flags: Mapping[str, str] | None = None, **values: Any) -> Any:
+def make_config(cls: Callable[..., Any], flags: Mapping[str, str] | None = None, *, other: str | None = None,
+                **values: Any) -> Any:
     """``cls(**values)``; the config's ``SettingsError`` becomes one ``ValueError`` naming the flag.
 
     ``cli.main`` reports that as one line with exit status 2, before any work.
+
+    Args:
+        cls: the config class (or a function that builds one from the same keywords).
+        flags: field -> option where it is not ``flag_of(field)``.
+        other: the option of every field not in ``flags`` (``--fixed`` for its KEY=VALUE list).
+        **values: the fields.
     """
     try:
         return cls(**values)
     except SettingsError as err:
         name, message = next(iter(err.problems.items()))
-        raise ValueError(f"{(flags or {}).get(name, flag_of(name))}: {message}") from None
+        raise ValueError(f"{(flags or {}).get(name, other or flag_of(name))}: {message}") from None
 
 
 def check_range(option: str, value: Any, low: float | None = None, high: float | None = None, *,
