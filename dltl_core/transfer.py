@@ -44,7 +44,7 @@ from dltl_core.features import (FeatureSet, embed_images, extract_activations, e
                                 make_batch_transform, pooled_features, train_image_size)
 from dltl_core.images import open_rgb
 from dltl_core.separation import separation as separation_score
-from dltl_core.settings import check, seed_field, setting
+from dltl_core.settings import Setting, check, seed_field, setting
 from dltl_core.train import Callback, EpochRecord, StopFlag, TrainConfig, fit, predict
 from dltl_core.train.config import MAX_EPOCHS
 
@@ -52,6 +52,12 @@ MODES = ("linear", "finetune", "scratch")
 FEATURE_MAPS = ("pca", "tsne", "none")
 FEATURE_MAP_LABELS = {"pca": "PCA", "tsne": "t-SNE", "none": "none"}
 IMAGE_SIZES = (96, 128, 160, 192, 224)  # the page's image-size choices (the core takes 32 to 512)
+# The page's default photos (the first 10 species of the default folder, 40 photos each): one
+# set shared by every visitor, extracted once per server and then read from the disk cache.
+DEFAULT_SPECIES, DEFAULT_CAP = 10, 40
+# The page picks species by count: the first k of the folder, alphabetically (at most 50 on a page).
+SPECIES_COUNT = Setting("Number of species (first k, alphabetically)", lo=2, hi=50, url="k",
+                        noun="number of species")
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ class TransferConfig:
     """
 
     data: str
-    species: str = setting("10", label="species", help="A count k (the first k species alphabetically) or "
+    species: str = setting(str(DEFAULT_SPECIES), label="species", help="A count k (the first k species alphabetically) or "
                                                           "comma-separated names.")
     max_per_species: int | None = setting(
         None, label="Photos per species (at most)", lo=2, hi=100_000, ui_lo=5, ui_hi=200, step=5, optional=True,
@@ -150,7 +156,7 @@ class TransferConfig:
         help="Fine-tuning: the backbone's learning rate is the head's times this.")
     unfreeze_blocks: int | None = setting(
         None, label="Stages to fine-tune", lo=0, hi=50, ui_lo=1, ui_hi=4, optional=True, kind=int, url="unfreeze",
-        noun="number of stages to fine-tune", widget="select_slider",
+        noun="number of stages to fine-tune", ticks=(1, 2, 3, 4),
         help="Only the last stages change; earlier ones stay frozen.")
     cached: bool = setting(True, label="Last stages on cached activations",
                            help="Fine-tuning the last stages: train them on the frozen stages' cached activations.")
