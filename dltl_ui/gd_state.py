@@ -13,7 +13,7 @@ import streamlit as st
 
 from dltl_core.descend import MAX_STEPS, DescentConfig
 from dltl_core.optim import OPTIMIZERS
-from dltl_core.settings import like, setting
+from dltl_core.settings import defaults_of, like, setting, settings_of
 from dltl_core.surfaces import create_surface
 from dltl_ui.binder import Binder
 from dltl_ui.urlstate import UrlState
@@ -59,7 +59,9 @@ HYPER = ("momentum", "alpha", "beta1", "beta2", "weight_decay")
 SHORT = {"momentum": "β", "alpha": "α", "beta1": "β₁", "beta2": "β₂", "weight_decay": "wd"}
 SLOT_OPTS = ("sgd", "momentum", "rmsprop", "adam")
 SLOT_LRS = (0.001, 0.001, 0.01, 0.05)
-DEFAULTS: dict = {"surface": "rosenbrock", "cond": 10.0, "steps": 300, "noise": 0.0, "rand": False, "seed": 0}
+# Session-state defaults by widget key, from GdView's declarations (not typed again here).
+DEFAULTS: dict = {(settings_of(GdView)[n].url or n): v for n, v in defaults_of(GdView).items()
+                  if n in ("surface", "condition", "steps", "noise", "rand", "seed")}
 
 
 def sfx(i: int) -> str:

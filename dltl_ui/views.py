@@ -13,7 +13,7 @@ from dltl_core.archs import ARCHS
 from dltl_core.descend import DescentConfig
 from dltl_core.lessons.overfit import KNOBS
 from dltl_core.optim import SCHEDULES
-from dltl_core.settings import check, like, setting
+from dltl_core.settings import check, like, seed_field, setting
 
 SCHED_KEYS = tuple(SCHEDULES)
 BATCHES_N_TRAIN = 1438  # the digits' training split (80 % of 1,797)
@@ -77,7 +77,7 @@ class LayersView:
 
     channels: int = setting(16, label="Output channels of the convolution (3×3 kernel)", lo=1, hi=128)
     epochs: int = setting(30, label="Epochs of Adam for every network", lo=1, hi=40)
-    seed: int = setting(0, label="First seed", lo=0, hi=999, widget="number")
+    seed: int = seed_field(label="First seed")
     seeds: int = setting(3, label="Seeds", lo=1, hi=5,
                          help="Every model is trained once per seed (its own split and initial weights): "
                               "a lead is claimed only when every seed shows it.")

@@ -116,6 +116,23 @@ def add_bounded(group: Any, option: str, s: Setting, *, kind: type = int, defaul
     group.add_argument(option, type=bounded(s, kind), default=default, help=text.lstrip(), **kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """The declaration an option was made from (``action.declared``).
+
+    Attributes:
+        cls: the config class.
+        name: the field.
+        setting: the declaration the option checks (the field's, or a narrower one).
+        own_default: the command has its own default (e.g. None: "the recipe's"), said in its help.
+    """
+
+    cls: type
+    name: str
+    setting: Setting
+    own_default: bool
+
+
 def flag_of(name: str) -> str:
     """The option of a config field: ``batch_size`` is ``--batch-size``."""
     return "--" + name.replace("_", "-")
@@ -158,7 +175,9 @@ def add_setting(group: Any, cls: type, name: str, flag: str | None = None, *, de
         kwargs["choices"] = options
     elif number:
         kwargs["type"] = bounded(s, kind)
-    group.add_argument(flag or flag_of(name), default=value, help=text, **kwargs)
+    action = group.add_argument(flag or flag_of(name), default=value, help=text, **kwargs)
+    # What it was made from, for tests/test_declarations.py (every option equals its declaration).
+    action.declared = Declared(cls, name, s, default is not dataclasses.MISSING)
 
 
 def add_config(group: Any, cls: type, fields: Iterable[str], flags: Mapping[str, str] | None = None) -> None:

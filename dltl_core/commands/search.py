@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", default=None, type=checked_text(bounded_list(WIDTH, LIST_LENGTH, float)),
                         help=f"comma list of width multipliers, e.g. 0.25,0.5,1 ({range_text(LIST_LENGTH)} "
                              f"values, each {range_text(WIDTH)})")
-    parser.add_argument("--results", default=None, help="JSON results file to append every run record to")
+    add_setting(parser, SearchConfig, "results", help="JSON results file to append every run record to")
     add_setting(parser, SearchConfig, "timeout")
     parser.add_argument("--fixed", nargs="?", const="", default=None, metavar="KEY=VALUE,...",
                         help="no search: train each --arch at each --widths once with this TrainConfig "

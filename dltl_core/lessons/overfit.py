@@ -18,7 +18,7 @@ import torch
 
 from dltl_core.data import SYNTHETIC, load_dataset, train_val_split
 from dltl_core.models import count_parameters, create_model
-from dltl_core.settings import check, setting
+from dltl_core.settings import check, seed_field, setting
 from dltl_core.train import Callback, FitResult, TrainConfig, fit, predict
 
 DATA_CHOICES: dict[str, str] = {**SYNTHETIC, "digits": "Digits (8x8)"}
@@ -76,7 +76,7 @@ class OverfitConfig:
     lr: float = setting(0.01, label="Learning rate (AdamW)", noun="learning rate", lo=0.0, positive=True,
                         ticks=LRS)
     batch_size: int = setting(32, label="batch size", lo=1, hi=4096, url_state=False)
-    seed: int = setting(0, label="Seed", lo=0, hi=2**31 - 1, ui_hi=999, widget="number")
+    seed: int = seed_field(label="Seed")
 
     def __post_init__(self) -> None:
         check(self, lambda c: {"train_size": f"the training-set size must be between 1 and {pool_size(c.data)} "
