@@ -7,15 +7,17 @@ import math
 from typing import Any
 
 from dltl_core.checkpoint import make_checkpoint, save
-from dltl_core.commands._common import PER_CLASS, add_bounded, add_config, bounded_list, check_range, declared, \
+from dltl_core.commands._common import PER_CLASS, add_bounded, add_config, bounded_list, declared, \
     make_config, range_text, writable_dir, writable_file
 from dltl_core.data import DATASETS, load_dataset, split_tensors
-from dltl_core.data.synthetic import POINTS
+from dltl_core.data.sources import LABEL_NOISE
+from dltl_core.data.split import VAL_FRACTION
+from dltl_core.data.synthetic import NOISE, POINTS
 from dltl_core.device import get_policy
 from dltl_core.models import count_parameters, create_model
 from dltl_core.models.budget import check_fits, free_bytes_on, meta_activations, training_bytes
 from dltl_core.models.cnn import BLOCKS, CHANNELS
-from dltl_core.models.mlp import DEPTH, WIDTH
+from dltl_core.models.mlp import DEPTH, DROPOUT, WIDTH
 from dltl_core.progress import Progress
 from dltl_core.settings import Setting
 from dltl_core.train import TrainConfig, evaluate, fit
@@ -44,9 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_bounded(d, "--image-size", IMAGE_SIZE, help="resize folder images to this many pixels")
     add_bounded(d, "--max-per-class", PER_CLASS, help="at most this many folder images per class")
     add_bounded(d, "--n", POINTS, default=400, help="points of a 2-D set")
-    d.add_argument("--noise", type=float, default=0.2, help="jitter of a 2-D set (default 0.2)")
-    d.add_argument("--label-noise", type=float, default=0.0, help="share of flipped labels (default 0)")
-    d.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
+    add_bounded(d, "--noise", NOISE, kind=float, default=0.2, help="jitter of a 2-D set")
+    add_bounded(d, "--label-noise", LABEL_NOISE, kind=float, default=0.0, help="share of flipped labels")
+    add_bounded(d, "--val-fraction", VAL_FRACTION, kind=float, default=0.2, help="validation share")
     add_bounded(d, "--train-size", SAMPLES, help="use only this many training samples")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="model (default: mlp)")
@@ -56,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"CNN channels per block, comma-separated ({range_text(BLOCKS)} blocks of "
                         f"{range_text(CHANNELS)} channels; default 16,32)")
     m.add_argument("--activation", default="relu", help="MLP activation (relu, tanh, sigmoid, gelu, linear)")
-    m.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default 0)")
+    add_bounded(m, "--dropout", DROPOUT, kind=float, default=0.0, help="dropout probability")
     m.add_argument("--batchnorm", action="store_true", help="batch normalisation")
     t = p.add_argument_group("training")
     add_config(t, TrainConfig, TRAINING + ("seed",))
@@ -74,10 +76,6 @@ def check_args(args: argparse.Namespace) -> None:
 
     (The size-like options were checked against their declared bounds while parsing.)
     """
-    check_range("--dropout", args.dropout, 0, 1, high_open=True)
-    check_range("--noise", args.noise, 0)
-    check_range("--label-noise", args.label_noise, 0, 1)
-    check_range("--val-fraction", args.val_fraction, 0, 1, high_open=True)
     if args.val_folder and args.data != "folder":
         raise ValueError("--val-folder goes with --data folder")
     writable_file("--save", args.save)
