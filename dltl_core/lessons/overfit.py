@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from dltl_core.data import SYNTHETIC, load_dataset, train_val_split
+from dltl_core.data.digits import DIGITS_TRAIN, DIGITS_VAL_FRACTION
 from dltl_core.models import count_parameters, create_model
 from dltl_core.settings import check, seed_field, setting
 from dltl_core.train import Callback, FitResult, TrainConfig, fit, predict
@@ -24,7 +25,7 @@ from dltl_core.train import Callback, FitResult, TrainConfig, fit, predict
 DATA_CHOICES: dict[str, str] = {**SYNTHETIC, "digits": "Digits (8x8)"}
 POOL_2D = 1000  # points drawn for a 2-D set: 400 validation, up to 600 for training
 VAL_2D = 400
-DIGITS_POOL = 1438  # 80 % of the 1,797 digits
+DIGITS_POOL = DIGITS_TRAIN  # the digits' training split
 WIDTHS = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 DECAYS = (0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0)
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -155,7 +156,7 @@ def make_data(cfg: OverfitConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tu
         val_fraction = VAL_2D / POOL_2D
     else:
         ds = load_dataset(cfg.data)
-        val_fraction = 0.2
+        val_fraction = DIGITS_VAL_FRACTION
     tr, va = train_val_split(len(ds.y), val_fraction, seed=cfg.seed)
     tr = tr[: cfg.train_size]  # the config checked the size against the pool
     x_tr, y_tr = ds.x[tr], ds.y[tr].clone()
