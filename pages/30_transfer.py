@@ -59,26 +59,27 @@ if len(available) < 2:
     st.stop()
 
 # ----------------------------------------------------------------------------- species and backbone
-c1, c2, c3 = st.columns([2, 2, 2])
 by_count = False  # whether the count slider is drawn (and so kept in the link)
-with c1:
-    pick_by = st.radio("Choose species by", ["Count", "Name"], horizontal=True, key="tl_pick_by")
-    if pick_by == "Count":
-        k_lo, k_hi = view.settings["k"].widget_range
-        hi = min(len(available), int(k_hi))
-        by_count = hi > k_lo
-        k = view.widget("k", hi=hi) if by_count else hi
-        if not by_count:
-            st.markdown("Both species of the folder.")
-        chosen = available[:k]
-    else:
-        chosen = st.multiselect("Species", available, default=available[: min(5, len(available))],
-                                format_func=birds.pretty_name, key="tl_names")
-with c2:
-    cap = view.widget("max_per_species")
-    seed = view.widget("seed")
-with c3:
-    name = tt.backbone_picker(url)
+with ui.controls():  # classroom mode: a closed expander, so the results stay on screen
+    c1, c2, c3 = st.columns([2, 2, 2])
+    with c1:
+        pick_by = st.radio("Choose species by", ["Count", "Name"], horizontal=True, key="tl_pick_by")
+        if pick_by == "Count":
+            k_lo, k_hi = view.settings["k"].widget_range
+            hi = min(len(available), int(k_hi))
+            by_count = hi > k_lo
+            k = view.widget("k", hi=hi) if by_count else hi
+            if not by_count:
+                st.markdown("Both species of the folder.")
+            chosen = available[:k]
+        else:
+            chosen = st.multiselect("Species", available, default=available[: min(5, len(available))],
+                                    format_func=birds.pretty_name, key="tl_names")
+    with c2:
+        cap = view.widget("max_per_species")
+        seed = view.widget("seed")
+    with c3:
+        name = tt.backbone_picker(url)
 url.sync(source=source, bb=name)
 view.sync(["max_per_species", "seed"] + (["k"] if by_count else []))
 url.report()
