@@ -295,8 +295,9 @@ def test_fine_tune_settings_come_from_the_link_and_classroom_folds_the_controls(
     at.run()
     at.switch_page(PAGE)
     link = {"k": "3", "epochs": "5", "size": "128", "ft_way": "full", "unfreeze": "3", "factor": "0.1",
-            "lr": "0.001", "classroom": "1"}
+            "lr": "0.001"}
     at.query_params.update(link)
+    at.session_state["classroom"] = True  # as the sidebar toggle sets it
     at.run()
     _ok(at)
     assert at.slider(key="tl_epochs").value == 5 and at.select_slider(key="tl_size").value == 128
@@ -304,7 +305,7 @@ def test_fine_tune_settings_come_from_the_link_and_classroom_folds_the_controls(
     assert at.select_slider(key="tl_factor").value == 0.1 and at.select_slider(key="tl_lr").value == 0.001
     assert at.select_slider(key="tl_unfreeze").disabled  # end to end: every stage trains
     params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
-    assert {k: params.get(k) for k in link if k != "classroom"} == {k: v for k, v in link.items() if k != "classroom"}
+    assert {k: params.get(k) for k in link} == link
     folded = [e for e in at.expander if e.label == "⚙️ Settings"]
     assert folded and folded[0].slider(key="tl_k").value == 3
     at2 = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
