@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from dltl_core.limits import PER_CLASS
+from dltl_core.limits import PER_CLASS  # noqa: F401 - re-exported: train and search read it from here
 from dltl_core.settings import Setting, SettingsError, defaults_of, field_kind, settings_of
 
 LIST_LENGTH = Setting("values in the list", lo=1, hi=16)  # candidates of one search dimension
