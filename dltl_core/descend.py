@@ -24,7 +24,7 @@ import torch
 from torch.optim import optimizer as _optimizer_module
 
 from dltl_core.optim import OPTIMIZERS, SCHEDULES, create_optimizer, create_scheduler
-from dltl_core.settings import SettingsError, check, setting
+from dltl_core.settings import SettingsError, check, seed_field, setting
 from dltl_core.surfaces import CONDITION_RANGE, SURFACES, create_surface
 
 MAX_STEPS = 2000  # one bound for the pages, the command line and the core
@@ -83,7 +83,7 @@ class DescentConfig:
     hyper: tuple[tuple[str, float], ...] = ()
     steps: int = setting(300, label="steps", lo=1, hi=MAX_STEPS, step=1)
     start: tuple[float, float] | None = None
-    seed: int = setting(0, label="seed", lo=0, hi=9999, step=1, widget="number")
+    seed: int = seed_field(help="Seeds the gradient noise and a random start.")
     noise: float = setting(0.0, label="gradient noise σ", lo=0.0, hi=MAX_NOISE, step=0.05,
                            help="Gaussian noise added to every gradient, like the noise of a mini-batch gradient.")
     schedule: str = setting("constant", label="schedule", choices=lambda: list(SCHEDULES), labels=SCHEDULES)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from dltl_core.descend import MAX_STEPS, DescentConfig
 from dltl_core.optim import OPTIMIZERS
-from dltl_core.settings import like, setting
+from dltl_core.settings import defaults_of, like, setting, settings_of
 
 SLOTS = 4
 OFF = "off"
@@ -55,7 +55,9 @@ HYPER = ("momentum", "alpha", "beta1", "beta2", "weight_decay")
 SHORT = {"momentum": "β", "alpha": "α", "beta1": "β₁", "beta2": "β₂", "weight_decay": "wd"}
 SLOT_OPTS = ("sgd", "momentum", "rmsprop", "adam")
 SLOT_LRS = (0.001, 0.001, 0.01, 0.05)
-DEFAULTS: dict = {"surface": "rosenbrock", "cond": 10.0, "steps": 300, "noise": 0.0, "rand": False, "seed": 0}
+# Session-state defaults by widget key, from GdView's declarations (not typed again here).
+DEFAULTS: dict = {(settings_of(GdView)[n].url or n): v for n, v in defaults_of(GdView).items()
+                  if n in ("surface", "condition", "steps", "noise", "rand", "seed")}
 
 
 def sfx(i: int) -> str:

@@ -22,9 +22,15 @@ from torch.optim.lr_scheduler import ExponentialLR
 from dltl_core.data.digits import load_digits
 from dltl_core.device import get_policy, seed_everything
 from dltl_core.models import create_model
+from dltl_core.models.mlp import DEPTH, WIDTH
 from dltl_core.optim import OPTIMIZERS, create_optimizer
+from dltl_core.settings import check, field_from, seed_field, setting
 
 # on_step(step, total, lr, loss) -> True to stop early (a Stop button).
+# The batch size's end (1,797 digits: a bigger batch is one step); rates up to 1e6 (it diverges).
+MAX_BATCH_SIZE = 1024
+LR_HI = 1e6
+
 StepCallback = Callable[[int, int, float, float], "bool | None"]
 
 
@@ -44,15 +50,27 @@ class RangeTestConfig:
         seed: seeds the weights and the batch order.
     """
 
-    optimizer: str = "momentum"
-    lr_min: float = 1e-4
-    lr_max: float = 10.0
-    batch_size: int = 8
-    depth: int = 2
-    width: int = 128
-    smoothing: float = 0.9
-    stop_factor: float = 4.0
-    seed: int = 0
+    optimizer: str = setting("momentum", label="optimizer", choices=lambda: list(OPTIMIZERS))
+    lr_min: float = setting(1e-4, label="first learning rate", lo=0.0, hi=LR_HI, positive=True, fmt="%g",
+                            noun="first learning rate (lr_min)")
+    lr_max: float = setting(10.0, label="last learning rate", lo=0.0, hi=LR_HI, positive=True, fmt="%g",
+                            noun="last learning rate (lr_max)")
+    batch_size: int = setting(8, label="batch size", lo=1, hi=MAX_BATCH_SIZE)
+    depth: int = field_from(DEPTH, 2)
+    width: int = field_from(WIDTH, 128)
+    smoothing: float = setting(0.9, label="loss smoothing", lo=0.0, hi=1.0, below=True, noun="smoothing")
+    stop_factor: float = setting(4.0, label="stop factor", lo=1.0, hi=1e6, positive=True)
+    seed: int = seed_field()
+
+    def __post_init__(self) -> None:
+        check(self, _rules)
+
+
+def _rules(c: "RangeTestConfig") -> dict[str, str] | None:
+    """The range must grow: lr_min below lr_max."""
+    if c.lr_min >= c.lr_max:
+        return {"lr_max": f"need lr_min < lr_max, got {c.lr_min:g} and {c.lr_max:g}"}
+    return None
 
 
 @dataclass(frozen=True)
@@ -81,21 +99,6 @@ class RangeTestResult:
         return {"lr": self.lr.tolist(), "loss": self.loss.tolist(), "smooth": self.smooth.tolist(),
                 "suggested": self.suggested, "lr_at_min": self.lr_at_min, "stopped_at": self.stopped_at,
                 "seconds": self.seconds}
-
-
-MAX_BATCH_SIZE = 1024  # validate and the command line's --batch-size read it
-
-
-def validate(config: RangeTestConfig) -> None:
-    """Raise ``ValueError`` for a config that cannot run."""
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-    if not (0 < config.lr_min < config.lr_max and math.isfinite(config.lr_max)):
-        raise ValueError(f"need 0 < lr_min < lr_max, got {config.lr_min:g} and {config.lr_max:g}")
-    if not 1 <= config.batch_size <= MAX_BATCH_SIZE:
-        raise ValueError(f"the batch size must be in [1, {MAX_BATCH_SIZE}], got {config.batch_size}")
-    if not 0 <= config.smoothing < 1:
-        raise ValueError(f"smoothing must be in [0, 1), got {config.smoothing}")
 
 
 def suggest_lr(lr: np.ndarray, smooth: np.ndarray) -> float | None:
@@ -156,7 +159,6 @@ def lr_range_test(config: RangeTestConfig = RangeTestConfig(), on_step: StepCall
     Raises:
         ValueError: a config that cannot run.
     """
-    validate(config)
     t0 = time.perf_counter()
     policy = get_policy()
     g = seed_everything(config.seed)

@@ -28,16 +28,23 @@ import pandas as pd
 import torch
 
 from dltl_core.archs import ARCHS, create_arch
+from dltl_core.archs._registry import WIDTH
 from dltl_core.data.cifar import CifarAugment, cifar_splits, load_cifar10
 from dltl_core.device import DevicePolicy, get_policy
 from dltl_core.profile import count_flops, count_params
 from dltl_core.runs import RunRecord, append_runs, versions
 from dltl_core.storage import open_storage, storage_url
-from dltl_core.recipes import get_recipe
+from dltl_core.limits import PER_CLASS
+from dltl_core.optim import OPTIMIZERS, SCHEDULES
+from dltl_core.recipes import RECIPES, get_recipe
+from dltl_core.settings import check, field_from, like, seed_field, setting, settings_of
 from dltl_core.train import Callback, FitResult, TrainConfig, evaluate, fit
 
 Data = tuple[torch.Tensor, torch.Tensor]
 PRUNERS = ("median", "halving", "none")
+# 10,000 trials of one study is far past where TPE stops improving; 30 days of a worker.
+MAX_TRIALS, MAX_TIMEOUT = 10_000, 30 * 86_400
+RATE_HI = 1e6  # a learning-rate or weight-decay range end (it diverges long before)
 _LOAD: Any = object()  # "load the test set from the data spec"
 
 
@@ -54,12 +61,19 @@ class SearchSpace:
         widths: candidate width multipliers.
     """
 
-    lr: tuple[float, float] = (3e-3, 0.3)
-    weight_decay: tuple[float, float] = (1e-5, 1e-2)
-    optimizers: tuple[str, ...] = ("momentum", "nesterov", "adamw")
-    schedules: tuple[str, ...] = ("cosine", "onecycle", "constant")
-    batch_sizes: tuple[int, ...] = (64, 128, 256)
-    widths: tuple[float, ...] = (0.25, 0.5, 1.0)
+    lr: tuple[float, float] = setting((3e-3, 0.3), label="learning-rate range", lo=0.0, hi=RATE_HI, positive=True)
+    weight_decay: tuple[float, float] = setting((1e-5, 1e-2), label="weight-decay range", lo=0.0, hi=RATE_HI,
+                                                positive=True)
+    optimizers: tuple[str, ...] = setting(("momentum", "nesterov", "adamw"), label="optimizers",
+                                          choices=lambda: list(OPTIMIZERS), noun="optimizer")
+    schedules: tuple[str, ...] = setting(("cosine", "onecycle", "constant"), label="schedules",
+                                         choices=lambda: list(SCHEDULES), noun="schedule")
+    batch_sizes: tuple[int, ...] = field_from(settings_of(TrainConfig)["batch_size"], (64, 128, 256),
+                                              label="batch sizes", step=1)
+    widths: tuple[float, ...] = field_from(WIDTH, (0.25, 0.5, 1.0), label="width multipliers")
+
+    def __post_init__(self) -> None:
+        check(self, _space_rules)
 
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw one configuration from the space through ``trial``."""
@@ -73,6 +87,19 @@ class SearchSpace:
         }
 
 
+def _space_rules(sp: "SearchSpace") -> dict[str, str]:
+    """Ranges are LOW,HIGH with LOW <= HIGH; every list has a candidate."""
+    found = {}
+    for name in ("lr", "weight_decay"):
+        pair = getattr(sp, name)
+        if len(pair) != 2 or pair[0] > pair[1]:
+            found[name] = f"the {settings_of(sp)[name].label} needs LOW,HIGH with LOW <= HIGH, got {pair}"
+    for name in ("optimizers", "schedules", "batch_sizes", "widths"):
+        if not getattr(sp, name):
+            found[name] = f"the search space needs at least one of the {settings_of(sp)[name].label}"
+    return found
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Which CIFAR-10 images a run trains on.
@@ -84,10 +111,14 @@ class DataSpec:
         split_seed: seed of the train/validation split.
     """
 
-    data_dir: str | None = None
-    max_per_class: int | None = None
-    val_fraction: float = 0.1
-    split_seed: int = 0
+    data_dir: str | None = setting(None, label="CIFAR-10 folder", optional=True, kind=str)
+    max_per_class: int | None = field_from(PER_CLASS, None, optional=True, kind=int,
+                                           help="Use the first N training images of each class (small CPU demos).")
+    val_fraction: float = setting(0.1, label="validation share", lo=0.0, hi=1.0, positive=True, below=True)
+    split_seed: int = seed_field(label="split seed", help="Seeds the train/validation split.")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
@@ -115,20 +146,28 @@ class SearchConfig:
             ``TrainConfig`` defaults.
     """
 
-    arch: str = "resnet18"
-    trials: int = 20
-    storage: str = "sqlite:///runs.db"
-    study_name: str | None = None
+    arch: str = setting("resnet18", label="architecture", choices=ARCHS.names, noun="architecture")
+    trials: int = setting(20, label="trials", lo=1, hi=MAX_TRIALS, noun="number of trials",
+                          help="Trials this worker runs.")
+    storage: str = setting("sqlite:///runs.db", label="storage",
+                           help="Optuna storage: a SQLAlchemy URL (sqlite:///runs.db, postgresql://user:pw@host/db) "
+                                "or a SQLite file path.")
+    study_name: str | None = setting(None, label="study name", optional=True, kind=str)
     data: DataSpec = DataSpec()
-    epochs: int = 10
-    label_smoothing: float = 0.1
-    seed: int = 0
-    sampler_seed: int | None = None
-    pruner: str = "median"
+    epochs: int = like(TrainConfig, "epochs", 10, help="Epochs per trial (the pruner's resource).")
+    label_smoothing: float = like(TrainConfig, "label_smoothing", 0.1)
+    seed: int = seed_field(help="Seeds every trial's weights, batch order and augmentation.")
+    sampler_seed: int | None = seed_field(None, label="sampler seed", optional=True, kind=int,
+                                          help="Seeds the TPE sampler (default: random, as parallel workers need).")
+    pruner: str = setting("median", label="pruner", choices=PRUNERS)
     space: SearchSpace = field(default_factory=SearchSpace)
-    results: str | None = None
-    timeout: float | None = None
-    recipe: str | None = None
+    results: str | None = setting(None, label="results file", optional=True, kind=str)
+    timeout: float | None = setting(None, label="seconds", lo=0.0, hi=MAX_TIMEOUT, positive=True, optional=True,
+                                    kind=float, noun="timeout", help="Start no trial after this many seconds.")
+    recipe: str | None = setting(None, label="recipe", choices=RECIPES.names, optional=True, kind=str)
+
+    def __post_init__(self) -> None:
+        check(self)
 
     @property
     def name(self) -> str:
@@ -274,29 +313,6 @@ def open_study(storage: str, name: str, *, pruner: str = "median", sampler_seed:
                                               sampler=sampler, pruner=pruners[pruner](), load_if_exists=True))
 
 
-def _check(cfg: SearchConfig) -> None:
-    if cfg.arch not in ARCHS:
-        raise ValueError(f"unknown architecture {cfg.arch!r}; choose from {', '.join(ARCHS)}")
-    if cfg.trials < 1:
-        raise ValueError(f"the number of trials must be at least 1, got {cfg.trials}")
-    if cfg.epochs < 1:
-        raise ValueError(f"the number of epochs must be at least 1, got {cfg.epochs}")
-    sp = cfg.space
-    if not (0 < sp.lr[0] <= sp.lr[1]) or not (0 < sp.weight_decay[0] <= sp.weight_decay[1]):
-        raise ValueError("learning-rate and weight-decay ranges must be positive (low <= high)")
-    for what, values in (("optimizers", sp.optimizers), ("schedules", sp.schedules),
-                         ("batch sizes", sp.batch_sizes), ("widths", sp.widths)):
-        if not values:
-            raise ValueError(f"the search space needs at least one of the {what}")
-    # Validates optimizer/schedule names and label smoothing before any data is loaded.
-    for opt in sp.optimizers:
-        for sched in sp.schedules:
-            TrainConfig(epochs=cfg.epochs, optimizer=opt, schedule=sched, label_smoothing=cfg.label_smoothing)
-    for w in sp.widths:
-        if not 0 < w <= 4:
-            raise ValueError(f"widths must be in (0, 4], got {w}")
-
-
 def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] | None = None,
                data: tuple[Data, Data, dict[str, Any]] | None = None, test: Any = _LOAD) -> dict[str, Any]:
     """Run ``cfg.trials`` trials of the study (joining it if other workers created it).
@@ -311,7 +327,6 @@ def run_search(cfg: SearchConfig, *, on_trial: Callable[[dict[str, Any]], None] 
     Returns:
         a summary: study, storage, this worker's trials, the study's best trial so far.
     """
-    _check(cfg)
     train, val, info = data or load_data(cfg.data)
     test = load_test(cfg.data, info.get("class_names")) if test is _LOAD else test
     if len(val[1]) == 0:

@@ -52,8 +52,13 @@ class Setting:
         fmt: printf-style number format for the widget (``"%.3f"``).
         positive: the value must be above ``lo`` (exclusive), e.g. a learning rate above 0
             while its widget starts at 0.
+        below: the value must be below ``hi`` (exclusive), e.g. a share in [0, 1).
         noun: how a bad choice is named in messages (``unknown surface 'x'``); default the field name.
         url_state: whether the field is kept in the URL at all.
+        optional: None is allowed too ("not given": the mode's default, off); numbers are
+            then checked against the bounds.
+        kind: the field's scalar type when its default does not say it (an optional field
+            whose default is None: ``int``, ``float``).
     """
 
     label: str
@@ -70,8 +75,11 @@ class Setting:
     widget: str | None = None
     fmt: str | None = None
     positive: bool = False
+    below: bool = False
     noun: str | None = None
     url_state: bool = True
+    optional: bool = False
+    kind: type | None = None
 
     @property
     def widget_range(self) -> tuple[float | None, float | None]:
@@ -115,6 +123,22 @@ def like(cls: type, name: str, default: Any = dataclasses.MISSING, **changes: An
                              metadata={"setting": s})
 
 
+# The one seed declaration of every page and command (``seed: int = seed_field()``): torch,
+# NumPy and Python's random all take any seed in [0, 2^31 - 1]; widgets and links offer 0-9999.
+SEED = Setting("seed", lo=0, hi=2**31 - 1, ui_hi=9999, step=1, widget="number",
+               help="Seeds the split, the initial weights and the batch order: the same seed gives the same run.")
+
+
+def field_from(s: Setting, default: Any, **changes: Any) -> Any:
+    """A dataclass field declared by an existing ``Setting`` (a model's ``WIDTH``), with some changes."""
+    return dataclasses.field(default=default, metadata={"setting": dataclasses.replace(s, **changes)})
+
+
+def seed_field(default: int = 0, **changes: Any) -> Any:
+    """A ``seed`` field declared by ``SEED`` (``changes``: e.g. its label on a page)."""
+    return field_from(SEED, default, **changes)
+
+
 def settings_of(cls_or_obj: Any) -> dict[str, Setting]:
     """The declared fields of a config class (or instance), in declaration order."""
     return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls_or_obj) if "setting" in f.metadata}
@@ -142,6 +166,12 @@ def _num(value: Any) -> float | None:
 def problem(name: str, s: Setting, value: Any, kind: type) -> str | None:
     """The message for one field value against its declaration, or None when it is fine."""
     what = "the " + (s.noun or s.label[:1].lower() + s.label[1:])
+    if value is None and s.optional:
+        return None
+    if kind is tuple and s.lo is not None and isinstance(value, tuple):
+        # a tuple of numbers (a search space's candidates): every item within the bounds
+        item = int if s.step == 1 else float
+        return next(filter(None, (problem(name, s, v, item) for v in value)), None)
     if kind is bool:
         return None if isinstance(value, bool) else f"{what} must be true or false, got {value!r}"
     if kind in (int, float):
@@ -152,6 +182,8 @@ def problem(name: str, s: Setting, value: Any, kind: type) -> str | None:
             return f"{what} must be a whole number, got {value!r}"
         if s.positive and x <= (s.lo or 0.0):
             return f"{what} must be a positive number, got {value:g}"
+        if s.below and s.hi is not None and x >= s.hi:
+            return f"{what} must be at least {s.lo or 0:g} and below {s.hi:g}, got {value:g}"
         if s.lo is not None and s.hi is not None and not s.lo <= x <= s.hi:
             return f"{what} must be between {s.lo:g} and {s.hi:g}, got {value:g}"
         if s.lo is not None and x < s.lo:
@@ -171,7 +203,11 @@ def problem(name: str, s: Setting, value: Any, kind: type) -> str | None:
 
 def field_kind(cls: Any, name: str) -> type:
     """The scalar type of a declared field: bool, int, float, str or tuple."""
-    default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    declared = f.metadata.get("setting")
+    if declared is not None and declared.kind is not None:
+        return declared.kind
+    default = f.default
     return type(default) if isinstance(default, (bool, int, float, str, tuple)) else str
 
 
@@ -209,5 +245,5 @@ def check(obj: Any, rules: Rules | None = None) -> None:
         raise SettingsError(found)
 
 
-__all__ = ["Setting", "SettingsError", "check", "defaults_of", "field_kind", "like", "problem", "setting",
+__all__ = ["SEED", "Setting", "SettingsError", "seed_field", "check", "defaults_of", "field_from", "field_kind", "like", "problem", "setting",
            "settings_of"]

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from dltl_core.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, imagenet_labels, imagenet_topk
+from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE, Backbone, create_backbone, imagenet_labels, imagenet_topk
 from dltl_core.birds import BirdSet, load_birds, pretty_name, split_indices
 from dltl_core.device import DevicePolicy, get_policy, seed_everything
 from dltl_core.features import (FeatureSet, embed_images, extract_activations, extract_features,
@@ -44,9 +44,20 @@ from dltl_core.features import (FeatureSet, embed_images, extract_activations, e
                                 make_batch_transform, pooled_features, train_image_size)
 from dltl_core.images import open_rgb
 from dltl_core.separation import separation as separation_score
+from dltl_core.settings import Setting, check, seed_field, setting
 from dltl_core.train import Callback, EpochRecord, StopFlag, TrainConfig, fit, predict
+from dltl_core.train.config import MAX_EPOCHS
 
 MODES = ("linear", "finetune", "scratch")
+FEATURE_MAPS = ("pca", "tsne", "none")
+FEATURE_MAP_LABELS = {"pca": "PCA", "tsne": "t-SNE", "none": "none"}
+IMAGE_SIZES = (96, 128, 160, 192, 224)  # the page's image-size choices (the core takes 32 to 512)
+# The page's default photos (the first 10 species of the default folder, 40 photos each): one
+# set shared by every visitor, extracted once per server and then read from the disk cache.
+DEFAULT_SPECIES, DEFAULT_CAP = 10, 40
+# The page picks species by count: the first k of the folder, alphabetically (at most 50 on a page).
+SPECIES_COUNT = Setting("Number of species (first k, alphabetically)", lo=2, hi=50, url="k",
+                        noun="number of species")
 
 
 @dataclass(frozen=True)
@@ -121,40 +132,50 @@ class TransferConfig:
     """
 
     data: str
-    species: str = "10"
-    max_per_species: int | None = None
-    val_fraction: float = 0.2
-    seed: int = 0
-    backbone: str = DEFAULT_BACKBONE
-    mode: str = "linear"
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    backbone_lr_factor: float | None = None
-    unfreeze_blocks: int | None = None
-    cached: bool = True
-    augment: bool = True
-    image_size: int | None = None
-    weight_decay: float = 1e-4
-    feature_map: str = "pca"
-    label_smoothing: float | None = None
-    bn_frozen: bool | None = None
+    species: str = setting(str(DEFAULT_SPECIES), label="species", help="A count k (the first k species alphabetically) or "
+                                                          "comma-separated names.")
+    max_per_species: int | None = setting(
+        None, label="Photos per species (at most)", lo=2, hi=100_000, ui_lo=5, ui_hi=200, step=5, optional=True,
+        kind=int, url="cap", noun="photos per species", help="Fewer photos: faster, and a harder problem.")
+    val_fraction: float = setting(0.2, label="validation share", lo=0.0, hi=1.0, positive=True, below=True,
+                                  help="Share of each species held out for validation.")
+    seed: int = seed_field(label="Seed (split and initialisation)")
+    backbone: str = setting(DEFAULT_BACKBONE, label="Pretrained backbone", choices=lambda: list(BACKBONES),
+                            url="bb")
+    mode: str = setting("linear", label="mode", choices=MODES)
+    epochs: int | None = setting(None, label="Epochs", lo=1, hi=MAX_EPOCHS, ui_hi=20, optional=True, kind=int,
+                                 noun="number of epochs", help="Passes over the training photos.")
+    lr: float | None = setting(None, label="Learning rate (head)", lo=0.0, hi=1e6, positive=True, optional=True,
+                               kind=float, ticks=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), noun="learning rate",
+                               help="The new head's learning rate.")
+    batch_size: int | None = setting(None, label="batch size", lo=1, hi=1024, optional=True, kind=int,
+                                     help="Photos per step (1,024 photos at 224 pixels are 600 MB of input).")
+    backbone_lr_factor: float | None = setting(
+        None, label="Backbone lr factor (fine-tuning)", lo=0.0, hi=10.0, positive=True, optional=True, kind=float,
+        ticks=(0.01, 0.03, 0.1, 0.3, 1.0), url="factor", noun="backbone learning-rate factor",
+        help="Fine-tuning: the backbone's learning rate is the head's times this.")
+    unfreeze_blocks: int | None = setting(
+        None, label="Stages to fine-tune", lo=0, hi=50, ui_lo=1, ui_hi=4, optional=True, kind=int, url="unfreeze",
+        noun="number of stages to fine-tune", ticks=(1, 2, 3, 4),
+        help="Only the last stages change; earlier ones stay frozen.")
+    cached: bool = setting(True, label="Last stages on cached activations",
+                           help="Fine-tuning the last stages: train them on the frozen stages' cached activations.")
+    augment: bool = setting(True, label="Augmentation (random crop, flip) on the photos",
+                            help="From scratch and end-to-end fine-tuning: cached activations come from the "
+                                 "centre crop of each photo, so training on them is not augmented.")
+    image_size: int | None = setting(
+        None, label="Image size (pixels)", lo=32, hi=512, optional=True, kind=int, ticks=IMAGE_SIZES, url="size",
+        noun="image size", help="The backbone saw 224 px photos; smaller is faster on a CPU.")
+    weight_decay: float = setting(1e-4, label="weight decay", lo=0.0, hi=1e6, help="L2 penalty of the optimizer.")
+    feature_map: str = setting("pca", label="Feature map", choices=FEATURE_MAPS, labels=FEATURE_MAP_LABELS,
+                               url="fmap", noun="feature map")
+    label_smoothing: float | None = setting(None, label="label smoothing", lo=0.0, hi=1.0, below=True,
+                                            optional=True, kind=float)
+    bn_frozen: bool | None = setting(None, label="BatchNorm statistics frozen", optional=True, kind=bool,
+                                     noun="BatchNorm choice")
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        if self.feature_map not in ("pca", "tsne", "none"):
-            raise ValueError("feature_map must be 'pca', 'tsne' or 'none'")
-        if self.max_per_species is not None and self.max_per_species < 2:
-            raise ValueError("keep at least 2 photos per species (one to train, one to validate)")
-        if self.image_size is not None and not 32 <= self.image_size <= 512:
-            raise ValueError(f"image size must be between 32 and 512 pixels, got {self.image_size}")
-        if self.unfreeze_blocks is not None and not 0 <= self.unfreeze_blocks <= 50:
-            raise ValueError(f"stages to fine-tune must be between 0 and 50, got {self.unfreeze_blocks}")
-        if self.backbone_lr_factor is not None and not 0 < self.backbone_lr_factor <= 10:
-            raise ValueError("the backbone learning-rate factor must be in (0, 10]")
-        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        check(self)  # every setting is declared above: its bounds and choices are the rules
 
     @property
     def lr_factor(self) -> float:

@@ -15,10 +15,11 @@ from dltl_core.archs import ARCHS
 from dltl_core.descend import DescentConfig
 from dltl_core.lessons.overfit import KNOBS
 from dltl_core.optim import SCHEDULES
-from dltl_core.settings import check, like, setting
+from dltl_core.data.digits import DIGITS_TRAIN
+from dltl_core.settings import check, like, seed_field, setting
 
 SCHED_KEYS = tuple(SCHEDULES)
-BATCHES_N_TRAIN = 1438  # the digits' training split (80 % of 1,797)
+BATCHES_N_TRAIN = DIGITS_TRAIN  # the digits' training split (1,438 images)
 BATCH_OPTIONS = (1, 4, 8, 16, 32, 64, 128, 256, 512, BATCHES_N_TRAIN)
 ARCH_WIDTHS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0)
 MAX_CLASSES = 6
@@ -79,7 +80,7 @@ class LayersView:
 
     channels: int = setting(16, label="Output channels of the convolution (3×3 kernel)", lo=1, hi=128)
     epochs: int = setting(30, label="Epochs of Adam for every network", lo=1, hi=40)
-    seed: int = setting(0, label="First seed", lo=0, hi=999, widget="number")
+    seed: int = seed_field(label="First seed")
     seeds: int = setting(3, label="Seeds", lo=1, hi=5,
                          help="Every model is trained once per seed (its own split and initial weights): "
                               "a lead is claimed only when every seed shows it.")

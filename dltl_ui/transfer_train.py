@@ -15,16 +15,18 @@ from dltl_core import budget as mem
 from dltl_core import needs
 from dltl_core import transfer_regimes as regimes
 from dltl_core.features import FeatureSet, measured_rate, uncached_photos
-from dltl_core.transfer import (DEFAULT_UNFREEZE, FINETUNE, TransferConfig, TransferResult, ensure_features, features_job,
-                                run_transfer, stage_names, transfer_job)
+from dltl_core.settings import field_from, like, setting
+from dltl_core.transfer import (DEFAULT_CAP, DEFAULT_SPECIES, FINETUNE, SPECIES_COUNT, TransferConfig, TransferResult,
+                                ensure_features, features_job, run_transfer, stage_names, transfer_job)
+from dltl_core.transfer import IMAGE_SIZES as TRANSFER_SIZES
 from dltl_core.jobs import get_runner
 from dltl_ui import jobs as jobs_ui
+from dltl_ui.binder import Binder
 from dltl_ui import transfer_charts as tc
 
-# The page's default photos (the first 10 species of the default folder, 40 photos each): one
-# set shared by every visitor, extracted once per server and then read from the disk cache, so it
-# (or any part of it, e.g. k=3) may start without a click.
-DEFAULT_K, DEFAULT_CAP = 10, 40
+# The page's default photos (``dltl_core.transfer.DEFAULT_SPECIES`` x ``DEFAULT_CAP``) are shared
+# by every visitor, so they (or any part of them, e.g. k=3) may start without a click.
+DEFAULT_K = DEFAULT_SPECIES
 # Any other selection extracts at most this many new photos in the server without a click (a
 # few seconds); more (a link such as k=10&cap=35 or k=50&cap=200) waits for a click showing
 # the expected time, and runs as a job (its own process, Stop, memory budget).
@@ -33,8 +35,41 @@ AUTO_EXTRACT = 32
 # photos took 36 s) it waits for a click and runs as a job with a Stop button.
 TSNE_AUTO = 300
 TSNE_SECONDS_PER_PHOTO = 36 / 2000  # measured: 2,000 photos in 36 s on 2 cores
-IMAGE_SIZES = (224, 192, 160, 128, 96)  # the image-size choices, largest first
+IMAGE_SIZES = tuple(sorted(TRANSFER_SIZES, reverse=True))  # the image-size choices, largest first
 ACTIONS = {"finetune": "Fine-tuning", "scratch": "Training from scratch"}  # how messages name a mode
+
+
+WAYS = ("cached", "full")  # fine-tune the last stages on cached activations, or every stage on the photos
+
+
+@dataclass(frozen=True)
+class TransferView:
+    """The page's settings, declared from ``TransferConfig`` (bounds, labels, URL names) with the
+    page's defaults (``FINETUNE``, the shared default photos); the binder makes widgets and links."""
+
+    k: int = field_from(SPECIES_COUNT, DEFAULT_SPECIES)
+    max_per_species: int = like(TransferConfig, "max_per_species", DEFAULT_CAP, optional=False, kind=None)
+    seed: int = like(TransferConfig, "seed")
+    epochs: int = like(TransferConfig, "epochs", FINETUNE.epochs, optional=False, kind=None)
+    image_size: int = like(TransferConfig, "image_size", max(TRANSFER_SIZES), optional=False, kind=None)
+    lr: float = like(TransferConfig, "lr", FINETUNE.lr, optional=False, kind=None)
+    way: str = setting(WAYS[0], label="Fine-tuning", choices=WAYS, widget="radio", url="ft_way")
+    backbone_lr_factor: float = like(TransferConfig, "backbone_lr_factor", FINETUNE.backbone_lr_factor,
+                                     optional=False, kind=None)
+    unfreeze_blocks: int = like(TransferConfig, "unfreeze_blocks", FINETUNE.unfreeze_blocks, optional=False,
+                                kind=None)
+    augment: bool = like(TransferConfig, "augment")
+
+
+PHOTOS = ("k", "max_per_species", "seed")  # the photo settings (section 1 of the page)
+FINETUNING = ("epochs", "image_size", "lr", "way", "backbone_lr_factor", "unfreeze_blocks", "augment")
+
+
+def view_binder(url) -> Binder:
+    """The page's binder (widget keys ``tl_<url name>``, as before the binder), URL loaded."""
+    b = Binder(TransferView, "tl", url=url)
+    b.load()
+    return b
 
 
 class _NotCached(Exception):
@@ -278,34 +313,26 @@ def _explain_stages(backbone: bk.Backbone, way: str, unfreeze: int) -> None:
                 "runs only the trained stages, on the cached activations.")
 
 
-def image_settings(base: TransferConfig, backbone: bk.Backbone, fs: FeatureSet, fmap: str
+def image_settings(view: Binder, base: TransferConfig, backbone: bk.Backbone, fs: FeatureSet, fmap: str
                    ) -> dict[str, TransferConfig]:
-    """The fine-tuning / from-scratch settings; returns one config per mode."""
+    """The fine-tuning / from-scratch settings (bound to the URL by ``view``); one config per mode."""
     with st.expander("Fine-tuning and from-scratch settings", expanded=False):
         e1, e2, e3 = st.columns(3)
-        epochs = e1.slider("Epochs", 1, 20, FINETUNE.epochs, key="tl_epochs")
-        size = e2.select_slider("Image size (pixels)", [96, 128, 160, 192, 224], value=224, key="tl_size",
-                                help="The backbone saw 224 px photos; smaller is faster on a CPU.")
-        lr = e3.select_slider("Learning rate (head)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=FINETUNE.lr,
-                                key="tl_lr")
+        epochs = view.widget("epochs", where=e1)
+        size = view.widget("image_size", where=e2)
+        lr = view.widget("lr", where=e3)
         times = _times(fs, epochs, size)
         labels = {"cached": f"Last stages, on cached activations ({times['cached']})",
                   "full": f"All stages, end to end on the photos ({times['full']})"}
-        way = st.radio("Fine-tuning", ["cached", "full"], format_func=labels.get, horizontal=True,
-                       key="tl_ft_way")
+        way = view.widget("way", format_func=labels.get, horizontal=True)
         f1, f2, f3 = st.columns(3)
-        factor = f1.select_slider("Backbone lr factor (fine-tuning)", [0.01, 0.03, 0.1, 0.3, 1.0],
-                                  value=FINETUNE.backbone_lr_factor,
-                                  key="tl_factor")
-        unfreeze = f2.select_slider("Stages to fine-tune", [1, 2, 3, 4], value=DEFAULT_UNFREEZE,
-                                    key="tl_unfreeze", disabled=way == "full",
-                                    help="Only the last stages change; earlier ones stay frozen.")
-        augment = f3.toggle("Augmentation (random crop, flip) on the photos", value=True, key="tl_augment",
-                            help="From scratch and end-to-end fine-tuning: cached activations come from the "
-                            "centre crop of each photo, so training on them is not augmented.")
+        factor = view.widget("backbone_lr_factor", where=f1)
+        unfreeze = view.widget("unfreeze_blocks", where=f2, disabled=way == "full")
+        augment = view.widget("augment", where=f3)
         _explain_stages(backbone, way, unfreeze)
-    common = dict(epochs=epochs, image_size=size, lr=lr, augment=augment, feature_map=fmap)
-    return {"finetune": replace(base, mode="finetune", backbone_lr_factor=factor,
+    view.sync(FINETUNING)
+    common = dict(epochs=int(epochs), image_size=int(size), lr=float(lr), augment=bool(augment), feature_map=fmap)
+    return {"finetune": replace(base, mode="finetune", backbone_lr_factor=float(factor),
                                 unfreeze_blocks=None if way == "full" else int(unfreeze), **common),
             "scratch": replace(base, mode="scratch", **common)}
 

@@ -29,6 +29,7 @@ ui.explain(
     "trains the same architecture from random weights."
 )
 url = ui.UrlState()
+view = tt.view_binder(url)  # the page's settings: URL -> session state, once
 SOURCES = ("Folder", "Download CUB-200-2011", "Upload a zip")
 
 
@@ -59,28 +60,29 @@ if len(available) < 2:
     st.stop()
 
 # ----------------------------------------------------------------------------- species and backbone
-c1, c2, c3 = st.columns([2, 2, 2])
-with c1:
-    pick_by = st.radio("Choose species by", ["Count", "Name"], horizontal=True, key="tl_pick_by")
-    if pick_by == "Count":
-        hi = min(len(available), 50)
-        if hi > 2:
-            k = st.slider("Number of species (first k, alphabetically)", 2, hi,
-                          url.int("k", min(tt.DEFAULT_K, hi), 2, hi), key="tl_k")
+by_count = False  # whether the count slider is drawn (and so kept in the link)
+with ui.controls():  # classroom mode: a closed expander, so the results stay on screen
+    c1, c2, c3 = st.columns([2, 2, 2])
+    with c1:
+        pick_by = st.radio("Choose species by", ["Count", "Name"], horizontal=True, key="tl_pick_by")
+        if pick_by == "Count":
+            k_lo, k_hi = view.settings["k"].widget_range
+            hi = min(len(available), int(k_hi))
+            by_count = hi > k_lo
+            k = view.widget("k", hi=hi) if by_count else hi
+            if not by_count:
+                st.markdown("Both species of the folder.")
+            chosen = available[:k]
         else:
-            k = 2
-            st.markdown("Both species of the folder.")
-        chosen = available[:k]
-    else:
-        chosen = st.multiselect("Species", available, default=available[: min(5, len(available))],
-                                format_func=birds.pretty_name, key="tl_names")
-with c2:
-    cap = st.slider("Photos per species (at most)", 5, 200, url.int("cap", tt.DEFAULT_CAP, 5, 200), step=5, key="tl_cap",
-                    help="Fewer photos: faster, and a harder problem.")
-    seed = st.number_input("Seed (split and initialisation)", 0, 9999, url.int("seed", 0, 0, 9999), key="tl_seed")
-with c3:
-    name = tt.backbone_picker(url)
-url.sync(source=source, cap=cap, seed=int(seed), bb=name, **({"k": len(chosen)} if pick_by == "Count" else {}))
+            chosen = st.multiselect("Species", available, default=available[: min(5, len(available))],
+                                    format_func=birds.pretty_name, key="tl_names")
+    with c2:
+        cap = view.widget("max_per_species")
+        seed = view.widget("seed")
+    with c3:
+        name = tt.backbone_picker(url)
+url.sync(source=source, bb=name)
+view.sync(["max_per_species", "seed"] + (["k"] if by_count else []))
 url.report()
 
 if len(chosen) < 2:
@@ -88,7 +90,7 @@ if len(chosen) < 2:
     st.stop()
 
 species_arg = str(len(chosen)) if pick_by == "Count" else ",".join(chosen)
-base = TransferConfig(data=str(Path(root).expanduser().resolve()), species=species_arg, max_per_species=cap,
+base = TransferConfig(data=str(Path(root).expanduser().resolve()), species=species_arg, max_per_species=int(cap),
                       seed=int(seed), backbone=name, mode="linear")
 
 # ----------------------------------------------------------------------------- features + linear head
@@ -126,7 +128,7 @@ if linear is None:
 tv.skipped_note(linear.skipped)
 
 # ----------------------------------------------------------------------------- fine-tuning, scratch (jobs)
-cfgs = tt.image_settings(base, backbone, fs, lin_cfg.feature_map)
+cfgs = tt.image_settings(view, base, backbone, fs, lin_cfg.feature_map)
 results: dict[str, TransferResult] = {"linear": linear}
 stopped: dict[str, list[dict]] = {}
 with ui.guard("fine-tuning and from scratch"):

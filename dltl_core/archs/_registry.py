@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dltl_core.registry import SEED_LOCK, Registry
+from dltl_core.settings import Setting, problem
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,17 @@ def scaled(channels: int, width: float, multiple: int = 4) -> int:
     return max(multiple, int(round(channels * width / multiple)) * multiple)
 
 
-MAX_WIDTH = 4.0  # read by check_width and the command line's --width / --widths
+MAX_WIDTH = 4.0
+# The width multiplier, declared once: check_width, SearchSpace.widths and --width / --widths read it.
+WIDTH = Setting("width multiplier", lo=0.0, hi=MAX_WIDTH, positive=True, noun="width")
 
 
 def check_width(width: float) -> float:
-    """Validate a width multiplier (0 < width <= ``MAX_WIDTH``)."""
-    width = float(width)
-    if not 0.0 < width <= MAX_WIDTH:
-        raise ValueError(f"width must be in (0, {MAX_WIDTH:g}], got {width}")
-    return width
+    """Validate a width multiplier against ``WIDTH`` (0 < width <= ``MAX_WIDTH``)."""
+    message = problem("width", WIDTH, width, float)
+    if message:
+        raise ValueError(message)
+    return float(width)
 
 
 def create_arch(name: str, num_classes: int = 10, width: float = 1.0, *, seed: int | None = None) -> nn.Module:

@@ -4,10 +4,11 @@ Every check runs before any training starts and raises one ``ValueError`` naming
 the option, so ``cli.main`` answers with exit status 2 and ``{"error": ...}``
 instead of a traceback after minutes of work. Nothing is silently clamped.
 
-Size-like options are declared with ``add_bounded``: their bounds come from one
-``dltl_core.settings.Setting`` (a config field's declaration, or a model's constant such
-as ``dltl_core.models.mlp.WIDTH``), which writes the range into ``--help`` and checks the
-value while the command line is parsed, before anything is loaded.
+A config field's option is made by ``add_setting(parser, Config, "epochs")``: its flag,
+default, choices and bounds (written into ``--help``, checked while parsing) all come from
+the field's ``dltl_core.settings.setting`` declaration, and ``make_config`` turns the
+config's own ``SettingsError`` into one message naming the flag. Other size-like options
+use ``add_bounded`` with a ``Setting`` (e.g. ``dltl_core.models.mlp.WIDTH``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
-from dltl_core.settings import Setting, settings_of
+from dltl_core.limits import PER_CLASS  # noqa: F401 - re-exported: train and search read it from here
+from dltl_core.settings import Setting, SettingsError, defaults_of, field_kind, settings_of
 
-# Images per class of a folder or CIFAR-10 data set (train --max-per-class, search
-# --max-per-class): 100,000 is twice ImageNet's largest class.
-PER_CLASS = Setting("images per class", lo=1, hi=100_000)
 LIST_LENGTH = Setting("values in the list", lo=1, hi=16)  # candidates of one search dimension
 
 
@@ -44,8 +43,10 @@ def _shown(x: float) -> str:
 
 def range_text(s: Setting) -> str:
     """``1 to 10,000``: the declared range in words, for ``--help``."""
-    if s.positive:
-        return f"above {_shown(s.lo or 0)} and at most {_shown(s.hi)}"
+    low = f"above {_shown(s.lo or 0)}" if s.positive else None if s.lo is None else f"at least {_shown(s.lo)}"
+    high = None if s.hi is None else f"{'below' if s.below else 'at most'} {_shown(s.hi)}"
+    if s.positive or s.below or None in (s.lo, s.hi):
+        return " and ".join(filter(None, (low, high))) or "any number"
     return f"{_shown(s.lo)} to {_shown(s.hi)}"
 
 
@@ -64,7 +65,8 @@ def _number(text: str, kind: type) -> float:
 
 def _in_range(s: Setting, value: float, text: str) -> None:
     too_low = (s.positive and value <= (s.lo or 0.0)) or (s.lo is not None and value < s.lo)
-    if too_low or (s.hi is not None and value > s.hi):
+    too_high = s.hi is not None and (value >= s.hi if s.below else value > s.hi)
+    if too_low or too_high:
         raise argparse.ArgumentTypeError(f"must be {range_text(s)} ({s.label}), got {text}")
 
 
@@ -112,6 +114,95 @@ def add_bounded(group: Any, option: str, s: Setting, *, kind: type = int, defaul
     # "help (default: all)" becomes "help (default: all; 0 to 50)", not two brackets in a row
     text = f"{help[:-1]}; {bounds})" if help.endswith(")") else f"{help} ({bounds})"
     group.add_argument(option, type=bounded(s, kind), default=default, help=text.lstrip(), **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """The declaration an option was made from (``action.declared``).
+
+    Attributes:
+        cls: the config class.
+        name: the field.
+        setting: the declaration the option checks (the field's, or a narrower one).
+        own_default: the command has its own default (e.g. None: "the recipe's"), said in its help.
+    """
+
+    cls: type
+    name: str
+    setting: Setting
+    own_default: bool
+
+
+def flag_of(name: str) -> str:
+    """The option of a config field: ``batch_size`` is ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def _default_text(default: Any) -> str:
+    if default is None:
+        return ""
+    return f"default {default:g}" if isinstance(default, (int, float)) and not isinstance(default, bool) \
+        else f"default {default}"
+
+
+def add_setting(group: Any, cls: type, name: str, flag: str | None = None, *, default: Any = dataclasses.MISSING,
+                help: str | None = None, setting: Setting | None = None, **kwargs: Any) -> None:
+    """``group.add_argument`` for the config field ``cls.name``, all from its declaration.
+
+    The flag (``flag_of(name)`` unless given), the default, the choices, the type and the
+    bounds (written into the help and checked while parsing) are the declaration's.
+
+    Args:
+        group: a parser or argument group.
+        cls: the config class (``TrainConfig``).
+        name: the field.
+        flag: the option, when it is not ``flag_of(name)``.
+        default: a command's own default (``None``: "the mode's default"); the declaration's otherwise.
+        help: the help text before the bounds (default: the declaration's help or label).
+        setting: a narrower declaration of the same field (``with_bounds``), e.g. a batch cap.
+        **kwargs: more ``add_argument`` arguments (``metavar``).
+    """
+    s = setting or settings_of(cls)[name]
+    kind = field_kind(cls, name)
+    value = defaults_of(cls)[name] if default is dataclasses.MISSING else default
+    text = (help or s.help or s.label).rstrip(".")
+    options = s.options()
+    number = kind in (int, float) and not options
+    extra = "; ".join(filter(None, (range_text(s) if number else "", _default_text(value))))
+    if extra:  # "help (default: all)" becomes "help (default: all; 0 to 50)", not two brackets
+        text = f"{text[:-1]}; {extra})" if text.endswith(")") else f"{text} ({extra})"
+    if options:
+        kwargs["choices"] = options
+    elif number:
+        kwargs["type"] = bounded(s, kind)
+    action = group.add_argument(flag or flag_of(name), default=value, help=text, **kwargs)
+    # What it was made from, for tests/test_declarations.py (every option equals its declaration).
+    action.declared = Declared(cls, name, s, default is not dataclasses.MISSING)
+
+
+def add_config(group: Any, cls: type, fields: Iterable[str], flags: Mapping[str, str] | None = None) -> None:
+    """``add_setting`` for each of ``fields`` of ``cls`` (``flags``: options that differ from the field name)."""
+    for name in fields:
+        add_setting(group, cls, name, (flags or {}).get(name))
+
+
+def make_config(cls: Callable[..., Any], flags: Mapping[str, str] | None = None, *, other: str | None = None,
+                **values: Any) -> Any:
+    """``cls(**values)``; the config's ``SettingsError`` becomes one ``ValueError`` naming the flag.
+
+    ``cli.main`` reports that as one line with exit status 2, before any work.
+
+    Args:
+        cls: the config class (or a function that builds one from the same keywords).
+        flags: field -> option where it is not ``flag_of(field)``.
+        other: the option of every field not in ``flags`` (``--fixed`` for its KEY=VALUE list).
+        **values: the fields.
+    """
+    try:
+        return cls(**values)
+    except SettingsError as err:
+        name, message = next(iter(err.problems.items()))
+        raise ValueError(f"{(flags or {}).get(name, other or flag_of(name))}: {message}") from None
 
 
 def check_range(option: str, value: Any, low: float | None = None, high: float | None = None, *,

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from dltl_core.archs import ARCHS, create_arch
-from dltl_core.archs._registry import MAX_WIDTH
+from dltl_core.archs._registry import WIDTH
 from dltl_core.commands._common import add_bounded
 from dltl_core.models.budget import check_fits, free_bytes_on, meta_activations, training_bytes
 from dltl_core.profile import INPUT_SHAPE, compare_archs, describe, layer_table, profile_arch
@@ -17,9 +17,9 @@ NAME = "arch"
 HELP = "Profile a CIFAR architecture: parameters, FLOPs per image, training/inference images per second."
 
 
-# Declared once: --help and the checks read them. A timed epoch of 100 batches of 4,096
-# 32x32 images is already minutes on a GPU; the memory of the batch is checked as well.
-WIDTH = Setting("width multiplier", lo=0.0, hi=MAX_WIDTH, positive=True)
+# Declared once: --help and the checks read them (WIDTH is the architectures' own, create_arch
+# checks it too). A timed epoch of 100 batches of 4,096 32x32 images is already minutes on a
+# GPU; the memory of the batch is checked as well.
 BATCH_SIZE = Setting("images per batch", lo=2, hi=4096)
 BATCHES = Setting("batches per timed epoch", lo=1, hi=100)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from dltl_core.commands._common import add_bounded, declared
+from dltl_core.commands._common import add_config, make_config
 from dltl_core.descend import DescentConfig, descend
-from dltl_core.optim import OPTIMIZERS, SCHEDULES
-from dltl_core.surfaces import SURFACES, create_surface
+from dltl_core.optim import OPTIMIZERS
+from dltl_core.surfaces import create_surface
 
 NAME = "descend"
 HELP = "run a torch.optim optimizer on a 2-D loss surface and print its trajectory"
@@ -30,25 +30,18 @@ def _hyper(text: str) -> tuple[str, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--surface", default="rosenbrock", choices=list(SURFACES))
-    parser.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate η (> 0)")
-    add_bounded(parser, "--steps", declared(DescentConfig, "steps"), default=DescentConfig.steps,
-                help="optimizer steps")
+    add_config(parser, DescentConfig, ("surface", "optimizer", "lr", "steps"))
     parser.add_argument("--start", type=float, nargs=2, metavar=("X", "Y"),
                         help="start point (default: the surface's demo start)")
-    parser.add_argument("--schedule", default="constant", choices=list(SCHEDULES))
-    parser.add_argument("--noise", type=float, default=0.0, help="std of Gaussian gradient noise")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the gradient noise")
-    parser.add_argument("--condition", type=float, default=10.0, help="condition number κ of the bowl")
+    add_config(parser, DescentConfig, ("schedule", "noise", "seed", "condition"))
     parser.add_argument("--hp", type=_hyper, action="append", default=[], metavar="NAME=VALUE",
                         help="optimizer hyperparameter, e.g. --hp momentum=0.95 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> dict:
-    config = DescentConfig(
-        surface=args.surface, optimizer=args.optimizer, lr=args.lr, hyper=tuple(args.hp),
-        steps=args.steps, start=tuple(args.start) if args.start else None, seed=args.seed,
+    config = make_config(
+        DescentConfig, {"hyper": "--hp"}, surface=args.surface, optimizer=args.optimizer, lr=args.lr,
+        hyper=tuple(args.hp), steps=args.steps, start=tuple(args.start) if args.start else None, seed=args.seed,
         noise=args.noise, schedule=args.schedule, condition=args.condition)
     result = descend(config)
     out = {k: v for k, v in result.as_dict().items() if k != "lr"}

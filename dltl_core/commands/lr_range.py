@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import argparse
 
-from dltl_core.commands._common import add_bounded
-from dltl_core.lr_range import MAX_BATCH_SIZE, RangeTestConfig, lr_range_test
-from dltl_core.models.mlp import DEPTH, WIDTH
-from dltl_core.optim import OPTIMIZERS
-from dltl_core.settings import Setting
+from dltl_core.commands._common import add_config, declared, make_config
+from dltl_core.lr_range import RangeTestConfig, lr_range_test
 
-BATCH_SIZE = Setting("batch size", lo=1, hi=MAX_BATCH_SIZE)  # the bound validate() checks
+BATCH_SIZE = declared(RangeTestConfig, "batch_size")
+# RangeTestConfig's fields this command sets: options, defaults and bounds are the declarations'.
+FIELDS = ("optimizer", "lr_min", "lr_max", "batch_size", "depth", "width", "seed")
 
 NAME = "lr-range"
 HELP = "LR range test: grow η exponentially over one pass of the digits, print loss against η"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = RangeTestConfig()
-    parser.add_argument("--optimizer", default=d.optimizer, choices=list(OPTIMIZERS))
-    parser.add_argument("--lr-min", type=float, default=d.lr_min)
-    parser.add_argument("--lr-max", type=float, default=d.lr_max)
-    add_bounded(parser, "--batch-size", BATCH_SIZE, default=d.batch_size, help="mini-batch size")
-    add_bounded(parser, "--depth", DEPTH, default=d.depth, help="hidden layers of the MLP")
-    add_bounded(parser, "--width", WIDTH, default=d.width, help="units per hidden layer")
-    parser.add_argument("--seed", type=int, default=d.seed)
+    add_config(parser, RangeTestConfig, FIELDS)
 
 
 def _check_memory(args: argparse.Namespace) -> None:
@@ -44,9 +36,8 @@ def _check_memory(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    config = make_config(RangeTestConfig, **{k: getattr(args, k) for k in FIELDS})
     _check_memory(args)
-    config = RangeTestConfig(optimizer=args.optimizer, lr_min=args.lr_min, lr_max=args.lr_max,
-                             batch_size=args.batch_size, depth=args.depth, width=args.width, seed=args.seed)
     return lr_range_test(config).as_dict()
 
 

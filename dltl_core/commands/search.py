@@ -14,51 +14,44 @@ from typing import Any
 
 from dltl_core.archs import ARCHS
 from dltl_core.commands import _search_extras as extras
-from dltl_core.archs._registry import MAX_WIDTH
-from dltl_core.commands._common import LIST_LENGTH, PER_CLASS, add_bounded, bounded_list, check_range, \
-    checked_text, declared, range_text, writable_file
-from dltl_core.search import PRUNERS, DataSpec, SearchConfig, run_search, space_from_args
+from dltl_core.commands._common import LIST_LENGTH, add_config, add_setting, bounded_list, checked_text, declared, \
+    make_config, range_text, writable_file
+from dltl_core.search import DataSpec, SearchConfig, SearchSpace, run_search, space_from_args
+from dltl_core.settings import defaults_of
 from dltl_core.storage import open_storage
-from dltl_core.recipes import RECIPES, get_recipe
-from dltl_core.settings import Setting
+from dltl_core.recipes import get_recipe
 from dltl_core.train import TrainConfig
 
 NAME = "search"
 HELP = "Hyperparameter search (Optuna) over a CIFAR-10 architecture; SQLite or any RDB URL as storage."
 
 
-# Declared once: --help and the checks read them. 10,000 trials of one study is far past
-# where TPE stops improving; 10^12 used to end in a traceback.
-TRIALS = Setting("trials", lo=1, hi=10_000)
-EPOCHS, BATCH_SIZE = declared(TrainConfig, "epochs"), declared(TrainConfig, "batch_size")
-WIDTH = Setting("width multiplier", lo=0.0, hi=MAX_WIDTH, positive=True)
-TIMEOUT = Setting("seconds", lo=0.0, hi=30 * 86_400, positive=True)  # 30 days
+# Declared once, on SearchConfig, DataSpec and SearchSpace: --help, the checks and the configs read them.
+TRIALS, EPOCHS, TIMEOUT = (declared(SearchConfig, n) for n in ("trials", "epochs", "timeout"))
+BATCH_SIZE, WIDTH = declared(SearchSpace, "batch_sizes"), declared(SearchSpace, "widths")
+DEFAULTS = defaults_of(SearchConfig)  # without a recipe: its epochs and label smoothing
+# An option per config field where the two names differ.
+FLAGS = {"study_name": "--study", "data_dir": "--data-dir", "max_per_class": "--max-per-class"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="resnet18",
+    parser.add_argument("--arch", default=DEFAULTS["arch"],
                         help=f"architecture ({', '.join(ARCHS)}); with --fixed a comma list or 'all'")
-    add_bounded(parser, "--trials", TRIALS, default=20, help="trials this worker runs")
-    parser.add_argument("--storage", default="sqlite:///runs.db",
-                        help="Optuna storage: a SQLAlchemy URL (sqlite:///runs.db, "
-                             "postgresql://user:pw@host/db) or a SQLite file path")
-    parser.add_argument("--study", default=None, help="study name (default <arch>-cifar10)")
-    parser.add_argument("--data-dir", default=None,
-                        help="CIFAR-10 folder with train/<class>/*.jpg, or where torchvision downloads to "
-                             "(default $DLTL_CIFAR_DIR or the cache)")
-    add_bounded(parser, "--max-per-class", PER_CLASS, help="use the first N training images of each class "
-                                                           "(small CPU demos)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share (default 0.1)")
-    parser.add_argument("--recipe", default=None, choices=RECIPES.names(),
-                        help="start from a named recipe (dltl_core/recipes.py): 'fast' (GPU minutes), "
-                             "'kuangliu' (the published 200 epochs), 'cpu' (a laptop demo); its epochs, "
-                             "warm-up, weight averaging... apply unless given here")
-    add_bounded(parser, "--epochs", EPOCHS, help="epochs per trial (default: the recipe's, else 10)")
-    parser.add_argument("--label-smoothing", type=float, default=None,
-                        help="label smoothing (default: the recipe's, else 0.1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights, batch order, augmentation")
-    parser.add_argument("--sampler-seed", type=int, default=None, help="seed of the TPE sampler")
-    parser.add_argument("--pruner", choices=PRUNERS, default="median")
+    add_config(parser, SearchConfig, ("trials", "storage"))
+    add_setting(parser, SearchConfig, "study_name", "--study", help="study name (default <arch>-cifar10)")
+    add_setting(parser, DataSpec, "data_dir", "--data-dir",
+                help="CIFAR-10 folder with train/<class>/*.jpg, or where torchvision downloads to "
+                     "(default $DLTL_CIFAR_DIR or the cache)")
+    add_config(parser, DataSpec, ("max_per_class", "val_fraction"))
+    add_setting(parser, SearchConfig, "recipe",
+                help="start from a named recipe (dltl_core/recipes.py): 'fast' (GPU minutes), "
+                     "'kuangliu' (the published 200 epochs), 'cpu' (a laptop demo); its epochs, "
+                     "warm-up, weight averaging... apply unless given here")
+    add_setting(parser, SearchConfig, "epochs", default=None,
+                help=f"epochs per trial (default: the recipe's, else {DEFAULTS['epochs']})")
+    add_setting(parser, SearchConfig, "label_smoothing", default=None,
+                help=f"label smoothing (default: the recipe's, else {DEFAULTS['label_smoothing']:g})")
+    add_config(parser, SearchConfig, ("seed", "sampler_seed", "pruner"))
     parser.add_argument("--lr", default=None, help="learning-rate range LOW,HIGH (log scale)")
     parser.add_argument("--weight-decay", default=None, help="weight-decay range LOW,HIGH (log scale)")
     parser.add_argument("--optimizers", default=None, help="comma list, e.g. momentum,nesterov,adamw")
@@ -69,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", default=None, type=checked_text(bounded_list(WIDTH, LIST_LENGTH, float)),
                         help=f"comma list of width multipliers, e.g. 0.25,0.5,1 ({range_text(LIST_LENGTH)} "
                              f"values, each {range_text(WIDTH)})")
-    parser.add_argument("--results", default=None, help="JSON results file to append every run record to")
-    add_bounded(parser, "--timeout", TIMEOUT, kind=float, help="start no trial after this many seconds")
+    add_setting(parser, SearchConfig, "results", help="JSON results file to append every run record to")
+    add_setting(parser, SearchConfig, "timeout")
     parser.add_argument("--fixed", nargs="?", const="", default=None, metavar="KEY=VALUE,...",
                         help="no search: train each --arch at each --widths once with this TrainConfig "
                              "(e.g. 'optimizer=momentum,lr=0.05,schedule=onecycle,batch_size=64')")
@@ -85,16 +78,14 @@ def _apply_recipe(args: argparse.Namespace) -> None:
             args.recipe = raw.strip()
     base = get_recipe(args.recipe).config if args.recipe else None
     if args.epochs is None:
-        args.epochs = base.epochs if base else 10
+        args.epochs = base.epochs if base else DEFAULTS["epochs"]
     if args.label_smoothing is None:
-        args.label_smoothing = base.label_smoothing if base else 0.1
+        args.label_smoothing = base.label_smoothing if base else DEFAULTS["label_smoothing"]
 
 
 def _check_args(args: argparse.Namespace) -> None:
     _apply_recipe(args)
-    check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
-    check_range("--epochs", args.epochs, EPOCHS.lo, EPOCHS.hi)  # a recipe's epochs count too
-    check_range("--label-smoothing", args.label_smoothing, 0, 1, high_open=True)
+    make_config(SearchConfig, epochs=args.epochs, label_smoothing=args.label_smoothing)  # a recipe's count too
     writable_file("--results", args.results)
     extras.check_args(args)
     if args.fixed is None and args.arch not in ARCHS:
@@ -134,7 +125,8 @@ def _fixed_config(text: str, epochs: int, label_smoothing: float, seed: int,
             raise ValueError(f"--fixed: expected KEY=VALUE with KEY recipe or one of {', '.join(types)}, "
                              f"got {item!r}")
         values[key] = _parse_field(key, raw, types[key])
-    return TrainConfig(**values)
+    return make_config(TrainConfig, {"epochs": "--epochs", "label_smoothing": "--label-smoothing", "seed": "--seed"},
+                       other="--fixed", **values)
 
 
 def _check_memory(archs: list[str], widths: Any, batch_size: int) -> None:
@@ -150,9 +142,10 @@ def _check_memory(archs: list[str], widths: Any, batch_size: int) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_args(args)  # before any data is read or trained: exit 2 at once on bad input
-    data = DataSpec(args.data_dir, args.max_per_class, args.val_fraction)
-    space = space_from_args(args.lr, args.weight_decay, args.optimizers, args.schedules, args.batch_sizes,
-                            args.widths)
+    data = make_config(DataSpec, FLAGS, data_dir=args.data_dir, max_per_class=args.max_per_class,
+                       val_fraction=args.val_fraction)
+    space = make_config(space_from_args, lr=args.lr, weight_decay=args.weight_decay, optimizers=args.optimizers,
+                        schedules=args.schedules, batch_sizes=args.batch_sizes, widths=args.widths)
     if args.fixed is not None:
         archs = list(ARCHS) if args.arch == "all" else [a.strip() for a in args.arch.split(",") if a.strip()]
         config = _fixed_config(args.fixed, args.epochs, args.label_smoothing, args.seed, args.recipe)
@@ -165,11 +158,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "flops": r.flops, "wall_seconds": r.wall_seconds, "state": r.state,
                           "saved": getattr(r, "saved", None)}
                          for r in records]}
+    cfg = make_config(SearchConfig, {**FLAGS, "arch": "--arch"}, arch=args.arch, trials=args.trials,
+                      storage=args.storage, study_name=args.study, data=data, epochs=args.epochs,
+                      label_smoothing=args.label_smoothing, seed=args.seed, sampler_seed=args.sampler_seed,
+                      pruner=args.pruner, space=space, results=args.results, timeout=args.timeout,
+                      recipe=args.recipe)
     _check_memory([args.arch], space.widths, max(space.batch_sizes))
-    cfg = SearchConfig(arch=args.arch, trials=args.trials, storage=args.storage, study_name=args.study,
-                       data=data, epochs=args.epochs, label_smoothing=args.label_smoothing, seed=args.seed,
-                       sampler_seed=args.sampler_seed, pruner=args.pruner, space=space, results=args.results,
-                       timeout=args.timeout, recipe=args.recipe)
     # Last of the checks (it creates the study file): a bad URL or an unreachable server is a
     # ValueError within seconds, before any image is decoded.
     open_storage(args.storage, timeout=5)

@@ -7,16 +7,17 @@ import math
 from typing import Any
 
 from dltl_core.checkpoint import make_checkpoint, save
-from dltl_core.commands._common import PER_CLASS, add_bounded, bounded_list, check_range, declared, \
-    range_text, writable_dir, writable_file
+from dltl_core.commands._common import PER_CLASS, add_bounded, add_config, bounded_list, declared, \
+    make_config, range_text, writable_dir, writable_file
 from dltl_core.data import DATASETS, load_dataset, split_tensors
-from dltl_core.data.synthetic import POINTS
+from dltl_core.data.sources import LABEL_NOISE
+from dltl_core.data.split import VAL_FRACTION
+from dltl_core.data.synthetic import NOISE, POINTS
 from dltl_core.device import get_policy
 from dltl_core.models import count_parameters, create_model
 from dltl_core.models.budget import check_fits, free_bytes_on, meta_activations, training_bytes
 from dltl_core.models.cnn import BLOCKS, CHANNELS
-from dltl_core.models.mlp import DEPTH, WIDTH
-from dltl_core.optim import OPTIMIZERS, SCHEDULES
+from dltl_core.models.mlp import DEPTH, DROPOUT, WIDTH
 from dltl_core.progress import Progress
 from dltl_core.settings import Setting
 from dltl_core.train import TrainConfig, evaluate, fit
@@ -30,7 +31,9 @@ HELP = "train a model on a data set (digits, 2-D toys, MNIST/CIFAR-10, an image 
 IMAGE_SIZE = Setting("pixels", lo=4, hi=1024)
 SAMPLES = Setting("training samples", lo=1, hi=POINTS.hi)
 EPOCHS, BATCH_SIZE = declared(TrainConfig, "epochs"), declared(TrainConfig, "batch_size")
-PATIENCE = Setting("epochs", lo=1, hi=EPOCHS.hi)
+PATIENCE = declared(TrainConfig, "patience")
+# The TrainConfig fields this command sets: their options, defaults and bounds are the declarations'.
+TRAINING = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "patience")
 
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "seconds")
 
@@ -43,9 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_bounded(d, "--image-size", IMAGE_SIZE, help="resize folder images to this many pixels")
     add_bounded(d, "--max-per-class", PER_CLASS, help="at most this many folder images per class")
     add_bounded(d, "--n", POINTS, default=400, help="points of a 2-D set")
-    d.add_argument("--noise", type=float, default=0.2, help="jitter of a 2-D set (default 0.2)")
-    d.add_argument("--label-noise", type=float, default=0.0, help="share of flipped labels (default 0)")
-    d.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
+    add_bounded(d, "--noise", NOISE, kind=float, default=0.2, help="jitter of a 2-D set")
+    add_bounded(d, "--label-noise", LABEL_NOISE, kind=float, default=0.0, help="share of flipped labels")
+    add_bounded(d, "--val-fraction", VAL_FRACTION, kind=float, default=0.2, help="validation share")
     add_bounded(d, "--train-size", SAMPLES, help="use only this many training samples")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="model (default: mlp)")
@@ -55,17 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"CNN channels per block, comma-separated ({range_text(BLOCKS)} blocks of "
                         f"{range_text(CHANNELS)} channels; default 16,32)")
     m.add_argument("--activation", default="relu", help="MLP activation (relu, tanh, sigmoid, gelu, linear)")
-    m.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default 0)")
+    add_bounded(m, "--dropout", DROPOUT, kind=float, default=0.0, help="dropout probability")
     m.add_argument("--batchnorm", action="store_true", help="batch normalisation")
     t = p.add_argument_group("training")
-    add_bounded(t, "--epochs", EPOCHS, default=30, help="epochs")
-    add_bounded(t, "--batch-size", BATCH_SIZE, default=64, help="mini-batch size")
-    t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer (default adam)")
-    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
-    t.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="lr schedule")
-    add_bounded(t, "--patience", PATIENCE, help="early stopping patience in epochs (default off)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_config(t, TrainConfig, TRAINING + ("seed",))
     o = p.add_argument_group("output")
     o.add_argument("--val-folder", help="with --data folder: validate on this folder (same class "
                                         "sub-folders) instead of a random share of --folder")
@@ -80,12 +76,6 @@ def check_args(args: argparse.Namespace) -> None:
 
     (The size-like options were checked against their declared bounds while parsing.)
     """
-    check_range("--lr", args.lr, 0, low_open=True)
-    check_range("--weight-decay", args.weight_decay, 0)
-    check_range("--dropout", args.dropout, 0, 1, high_open=True)
-    check_range("--noise", args.noise, 0)
-    check_range("--label-noise", args.label_noise, 0, 1)
-    check_range("--val-fraction", args.val_fraction, 0, 1, high_open=True)
     if args.val_folder and args.data != "folder":
         raise ValueError("--val-folder goes with --data folder")
     writable_file("--save", args.save)
@@ -170,9 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.train_size is not None:
         train = (train[0][: args.train_size], train[1][: args.train_size])
     model, architecture = _model(args, data, len(train[1]))
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                         weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
-                         seed=args.seed)
+    config = make_config(TrainConfig, **{k: getattr(args, k) for k in TRAINING + ("seed",)})
     callbacks: list[Any] = [progress.fit_callback("train")]
     if args.tensorboard:
         hparams = {**config.as_dict(), "data": args.data, "model": args.model, **architecture["kwargs"]}

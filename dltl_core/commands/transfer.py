@@ -3,59 +3,47 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE
 from dltl_core.birds import default_birds_dir
-from dltl_core.commands._common import PER_CLASS, add_bounded, check_range, declared, with_bounds, \
-    writable_dir, writable_file
-from dltl_core.settings import Setting
-from dltl_core.train.config import TrainConfig
+from dltl_core.commands._common import add_config, add_setting, declared, make_config, writable_dir, writable_file
 from dltl_core.progress import Progress
 from dltl_core.train.tensorboard import tensorboard_available
-from dltl_core.transfer import FINETUNE, MODES, _DEFAULTS
-
-if TYPE_CHECKING:
-    from dltl_core.transfer import TransferConfig
+from dltl_core.transfer import FINETUNE, _DEFAULTS, TransferConfig
 
 NAME = "transfer"
 HELP = "Classify bird species with a pretrained backbone: linear head, fine-tuning or from scratch."
 
 
-# Declared once: --help and the checks read them. TransferConfig checks the same image
-# size and stage range; a batch above 1,024 photos at 224 pixels is 600 MB of input alone.
-EPOCHS = declared(TrainConfig, "epochs")
-BATCH_SIZE = with_bounds(declared(TrainConfig, "batch_size"), hi=1024)
-PER_SPECIES = with_bounds(PER_CLASS, lo=2, label="photos per species")
-UNFREEZE = Setting("stages", lo=0, hi=50)
-IMAGE_SIZE = Setting("pixels", lo=32, hi=512)
+# Declared once, on TransferConfig's fields: --help, the parse-time checks and the config read them.
+EPOCHS = declared(TransferConfig, "epochs")
+BATCH_SIZE = declared(TransferConfig, "batch_size")
+PER_SPECIES = declared(TransferConfig, "max_per_species")
+UNFREEZE = declared(TransferConfig, "unfreeze_blocks")
+IMAGE_SIZE = declared(TransferConfig, "image_size")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder with one sub-folder per species (default: $DLTL_BIRDS_DIR)")
-    parser.add_argument("--species", default="10",
-                        help="a count k (first k species alphabetically; 2 to the folder's species) "
-                             "or comma-separated names")
-    parser.add_argument("--mode", choices=MODES, default="linear")
-    parser.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULT_BACKBONE)
-    add_bounded(parser, "--max-per-species", PER_SPECIES, help="cap on photos per species")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    add_bounded(parser, "--epochs", EPOCHS,
+    add_config(parser, TransferConfig, ("species", "mode", "backbone"))
+    add_setting(parser, TransferConfig, "max_per_species", help="cap on photos per species (default: all)")
+    add_setting(parser, TransferConfig, "val_fraction")
+    add_setting(parser, TransferConfig, "epochs",
                 help=f"epochs (default: {_DEFAULTS['linear']['epochs']} linear, {FINETUNE.epochs} fine-tuning, "
                      f"{_DEFAULTS['finetune']['epochs']} end to end, {_DEFAULTS['scratch']['epochs']} scratch)")
-    parser.add_argument("--lr", type=float, default=None,
-                        help=f"default: {_DEFAULTS['linear']['lr']:g} linear, {FINETUNE.lr:g} fine-tuning "
-                             f"(the backbone x {FINETUNE.backbone_lr_factor:g}), {_DEFAULTS['finetune']['lr']:g} "
-                             f"end to end and scratch")
-    add_bounded(parser, "--batch-size", BATCH_SIZE, help="mini-batch size (default: the mode's)")
-    add_bounded(parser, "--unfreeze-blocks", UNFREEZE,
+    add_setting(parser, TransferConfig, "lr",
+                help=f"learning rate (default: {_DEFAULTS['linear']['lr']:g} linear, {FINETUNE.lr:g} fine-tuning "
+                     f"(the backbone x {FINETUNE.backbone_lr_factor:g}), {_DEFAULTS['finetune']['lr']:g} "
+                     f"end to end and scratch)")
+    add_setting(parser, TransferConfig, "batch_size", help="mini-batch size (default: the mode's)")
+    add_setting(parser, TransferConfig, "unfreeze_blocks",
                 help=f"fine-tuning: train only the last N stages, on the cached activations of the "
                      f"frozen ones (default: {FINETUNE.unfreeze_blocks}, the page's default)")
     parser.add_argument("--end-to-end", action="store_true",
                         help="fine-tuning: train every stage on the photos, with augmentation (minutes on a CPU)")
     parser.add_argument("--no-augment", action="store_true", help="no random crop/flip")
-    add_bounded(parser, "--image-size", IMAGE_SIZE, help="crop size for finetune/scratch (default: the backbone's)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_setting(parser, TransferConfig, "image_size", help="crop size for finetune/scratch (default: the backbone's)")
+    add_setting(parser, TransferConfig, "seed")
     parser.add_argument("--test-data", default=None,
                         help="folder with the same species sub-folders: reports test_accuracy")
     parser.add_argument("--save", metavar="PATH", help="write the trained network (backbone + head) to PATH "
@@ -65,8 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace, data: str) -> None:
     """Refuse out-of-range values and unwritable outputs before any photo is decoded."""
-    check_range("--lr", args.lr, 0, low_open=True)
-    check_range("--val-fraction", args.val_fraction, 0, 1, low_open=True, high_open=True)
     if (args.unfreeze_blocks is not None or args.end_to_end) and args.mode != "finetune":
         raise ValueError("--unfreeze-blocks and --end-to-end apply to --mode finetune only")
     if args.unfreeze_blocks is not None and args.end_to_end:
@@ -87,15 +73,13 @@ def check_args(args: argparse.Namespace, data: str) -> None:
         raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard")
 
 
-def config_from_args(args: argparse.Namespace, data: str) -> "TransferConfig":
+def config_from_args(args: argparse.Namespace, data: str) -> TransferConfig:
     """The run the arguments ask for; ``--mode finetune`` alone is the page's default (``FINETUNE``)."""
-    from dltl_core.transfer import TransferConfig
-
     unfreeze = args.unfreeze_blocks
     if args.mode == "finetune" and unfreeze is None and not args.end_to_end:
         unfreeze = FINETUNE.unfreeze_blocks  # the one default of the page and the command line
-    return TransferConfig(
-        data=str(data), species=str(args.species), max_per_species=args.max_per_species,
+    return make_config(
+        TransferConfig, {"augment": "--no-augment"}, data=str(data), species=str(args.species), max_per_species=args.max_per_species,
         val_fraction=args.val_fraction, seed=args.seed, backbone=args.backbone, mode=args.mode,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, unfreeze_blocks=unfreeze,
         augment=not args.no_augment, image_size=args.image_size, feature_map="none")

@@ -14,6 +14,10 @@ import numpy as np
 import torch
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
+N_DIGITS = 1797  # scikit-learn's bundled set
+# The lessons' split of the digits: 20 % validation, the rest (1,438 images) for training.
+DIGITS_VAL_FRACTION = 0.2
+DIGITS_TRAIN = N_DIGITS - int(round(N_DIGITS * DIGITS_VAL_FRACTION))  # as train_val_split rounds
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,9 @@ from dltl_core.data.digits import DIGIT_CLASSES, load_digits
 from dltl_core.data.downloads import DOWNLOADS, load_download
 from dltl_core.data.folder import load_image_folder
 from dltl_core.data.synthetic import SYNTHETIC, make_2d
+from dltl_core.settings import Setting, problem
+
+LABEL_NOISE = Setting("label noise", lo=0.0, hi=1.0)  # share of flipped labels (train --label-noise)
 
 DATASETS: dict[str, str] = {"digits": "Digits (8x8, bundled)", **SYNTHETIC, **DOWNLOADS,
                             "folder": "Image folder"}
@@ -82,8 +85,9 @@ def load_dataset(name: str, *, n: int = 400, noise: float = 0.2, label_noise: fl
 
 def noisy_labels(y: torch.Tensor, num_classes: int, share: float, seed: int) -> torch.Tensor:
     """Replace ``share`` of the labels by a different class, chosen at random (seeded)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"label noise must be in [0, 1], got {share}")
+    msg = problem("label_noise", LABEL_NOISE, share, float)
+    if msg:
+        raise ValueError(msg)
     g = torch.Generator().manual_seed(seed)
     y = y.clone()
     idx = torch.randperm(len(y), generator=g)[: int(round(share * len(y)))]

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from dltl_core.settings import Setting, problem
+
+# The validation share: 1 would leave no training sample (read by the split and train --val-fraction).
+VAL_FRACTION = Setting("validation fraction", lo=0.0, hi=1.0, below=True)
+
 
 def train_val_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of a seeded random split of ``n`` samples.
@@ -22,8 +27,9 @@ def train_val_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[t
     """
     if n < 1:
         raise ValueError("there is no data to split (0 samples)")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+    msg = problem("val_fraction", VAL_FRACTION, val_fraction, float)
+    if msg:
+        raise ValueError(msg)
     n_val = int(round(n * val_fraction))
     if n_val >= n:
         raise ValueError(f"a validation fraction of {val_fraction:.0%} leaves no training sample out of {n}")

@@ -24,6 +24,8 @@ SYNTHETIC: dict[str, str] = {
 # How many points a 2-D set may have, declared once (make_2d and the command line read it).
 # A million points are 8 MB and train in seconds per epoch; 10^9 took 23 GB before the OOM killer.
 POINTS = Setting("points", lo=4, hi=1_000_000, noun="number of points")
+NOISE = Setting("jitter", lo=0.0, noun="noise")  # std of the Gaussian jitter of the points
+FLIPPED = Setting("flipped labels", lo=0.0, hi=0.5, noun="label noise")  # past half, the classes swap
 
 
 def _spirals(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -68,10 +70,9 @@ def make_2d(
     msg = problem("n", POINTS, n, int)
     if msg:
         raise ValueError(msg)
-    if not 0.0 <= label_noise <= 0.5:
-        raise ValueError(f"label noise must be in [0, 0.5], got {label_noise}")
-    if not 0.0 <= noise:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    msg = problem("label_noise", FLIPPED, label_noise, float) or problem("noise", NOISE, noise, float)
+    if msg:
+        raise ValueError(msg)
     rng = np.random.default_rng(seed)
     if name == "moons":
         x, y = datasets.make_moons(n, noise=noise, random_state=seed)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dltl_core.data import load_digits, split_tensors
+from dltl_core.data.digits import DIGITS_VAL_FRACTION
 from dltl_core.device import get_policy
 from dltl_core.models import create_model
 from dltl_core.train import TrainConfig, cpu_threads_for, fit
@@ -26,7 +27,7 @@ DEFAULT_BATCH_SIZES = (8, 32, 128, 512)
 
 def _digits(seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     x, y = load_digits()
-    return split_tensors(x, y, 0.2, seed=seed)
+    return split_tensors(x, y, DIGITS_VAL_FRACTION, seed=seed)
 
 
 def epoch_step_counts(n_train: int, batch_sizes: Sequence[int], epochs: int) -> pd.DataFrame:

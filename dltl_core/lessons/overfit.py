@@ -17,14 +17,15 @@ import pandas as pd
 import torch
 
 from dltl_core.data import SYNTHETIC, load_dataset, train_val_split
+from dltl_core.data.digits import DIGITS_TRAIN, DIGITS_VAL_FRACTION
 from dltl_core.models import count_parameters, create_model
-from dltl_core.settings import check, setting
+from dltl_core.settings import check, seed_field, setting
 from dltl_core.train import Callback, FitResult, TrainConfig, fit, predict
 
 DATA_CHOICES: dict[str, str] = {**SYNTHETIC, "digits": "Digits (8x8)"}
 POOL_2D = 1000  # points drawn for a 2-D set: 400 validation, up to 600 for training
 VAL_2D = 400
-DIGITS_POOL = 1438  # 80 % of the 1,797 digits
+DIGITS_POOL = DIGITS_TRAIN  # the digits' training split
 WIDTHS = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 DECAYS = (0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0)
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -76,7 +77,7 @@ class OverfitConfig:
     lr: float = setting(0.01, label="Learning rate (AdamW)", noun="learning rate", lo=0.0, positive=True,
                         ticks=LRS)
     batch_size: int = setting(32, label="batch size", lo=1, hi=4096, url_state=False)
-    seed: int = setting(0, label="Seed", lo=0, hi=2**31 - 1, ui_hi=999, widget="number")
+    seed: int = seed_field(label="Seed")
 
     def __post_init__(self) -> None:
         check(self, lambda c: {"train_size": f"the training-set size must be between 1 and {pool_size(c.data)} "
@@ -155,7 +156,7 @@ def make_data(cfg: OverfitConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tu
         val_fraction = VAL_2D / POOL_2D
     else:
         ds = load_dataset(cfg.data)
-        val_fraction = 0.2
+        val_fraction = DIGITS_VAL_FRACTION
     tr, va = train_val_split(len(ds.y), val_fraction, seed=cfg.seed)
     tr = tr[: cfg.train_size]  # the config checked the size against the pool
     x_tr, y_tr = ds.x[tr], ds.y[tr].clone()

@@ -16,6 +16,7 @@ from dltl_core.settings import Setting, problem
 # the total size is checked against the free memory anyway (``check_fits``).
 DEPTH = Setting("hidden layers", lo=0, hi=100, noun="number of hidden layers")
 WIDTH = Setting("units per hidden layer", lo=1, hi=8192, noun="number of units per hidden layer")
+DROPOUT = Setting("dropout probability", lo=0.0, hi=1.0, below=True)  # 1 would drop every unit
 
 # "linear" means no nonlinearity: the whole network is then one linear map.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -56,8 +57,9 @@ class MLP(nn.Module):
         if torch.get_default_device().type != "meta":  # a meta model (counted, not built) takes no memory
             check_fits(FLOAT_BYTES * mlp_parameters(in_features, num_classes, depth, width),
                        "storing this MLP's weights", "choose a smaller depth or width")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        msg = problem("dropout", DROPOUT, dropout, float)
+        if msg:
+            raise ValueError(msg)
         layers: list[nn.Module] = [nn.Flatten()]  # (N, ...) -> (N, in_features)
         n_in = in_features
         for _ in range(depth):

@@ -9,13 +9,14 @@ from typing import Any
 from torch import nn
 
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
-from dltl_core.settings import check, setting
+from dltl_core.settings import check, seed_field, setting
 
 # Upper bounds, declared once on the fields below (the command line's --help and checks read
 # them): 10,000 epochs is 50x the longest published CIFAR recipe; a batch above 65,536 is
 # more than the largest training set of the course (MNIST's 60,000) in one step.
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
+MAX_LR = 100.0  # the widgets' and links' end; the core accepts any finite positive rate (it diverges)
 
 
 @dataclass(frozen=True)
@@ -47,43 +48,28 @@ class TrainConfig:
             where compilation would cost more than it saves).
     """
 
-    epochs: int = setting(20, label="number of epochs", lo=1, hi=MAX_EPOCHS)
-    batch_size: int = setting(64, label="batch size", lo=1, hi=MAX_BATCH_SIZE)
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    label_smoothing: float = 0.0
-    patience: int | None = None
-    seed: int = 0
-    warmup: float = 0.3
-    decay_1d: bool = False
-    ema_epochs: float | None = None
-    compile: bool = False
+    epochs: int = setting(20, label="number of epochs", lo=1, hi=MAX_EPOCHS, help="Passes over the training set.")
+    batch_size: int = setting(64, label="batch size", lo=1, hi=MAX_BATCH_SIZE, help="Samples per optimizer step.")
+    optimizer: str = setting("adam", label="optimizer", choices=lambda: list(OPTIMIZERS))
+    lr: float = setting(1e-3, label="learning rate", lo=0.0, ui_hi=MAX_LR, positive=True, fmt="%g",
+                        help="The (peak) learning rate.")
+    momentum: float = setting(0.9, label="momentum", lo=0.0, hi=1.0, help="Momentum of the SGD family.")
+    weight_decay: float = setting(0.0, label="weight decay", lo=0.0, ui_hi=MAX_LR, fmt="%g", help="L2 penalty.")
+    schedule: str = setting("constant", label="schedule", choices=lambda: list(SCHEDULES))
+    label_smoothing: float = setting(0.0, label="label smoothing", lo=0.0, hi=1.0, below=True,
+                                     help="Cross-entropy label smoothing.")
+    patience: int | None = setting(None, label="early-stopping patience", lo=1, hi=MAX_EPOCHS, optional=True,
+                                   kind=int, noun="patience",
+                                   help="Early stopping after this many epochs without a lower validation loss (off unless given).")
+    seed: int = seed_field()
+    warmup: float = setting(0.3, label="warm-up share", lo=0.0, hi=1.0, below=True, help="Share of the steps warming up.")
+    decay_1d: bool = setting(False, label="decay 1-D parameters", help="Weight decay on biases and norm scales.")
+    ema_epochs: float | None = setting(None, label="EMA time constant", noun="EMA time constant", lo=0.0, hi=MAX_EPOCHS, positive=True,
+                                       optional=True, kind=float, help="Weight average over this many epochs.")
+    compile: bool = setting(False, label="torch.compile", help="Compile the forward pass (CUDA only).")
 
     def __post_init__(self) -> None:
-        check(self)  # the declared fields: epochs and batch size within their bounds
-        self._check_rest()
-
-    def _check_rest(self) -> None:
-        """The fields validated by hand (issue 18 moves them to ``setting``)."""
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"the learning rate must be a positive number, got {self.lr}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"early-stopping patience must be at least 1 epoch, got {self.patience}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"the warm-up share must be in [0, 1), got {self.warmup}")
-        if self.ema_epochs is not None and not (self.ema_epochs > 0 and math.isfinite(self.ema_epochs)):
-            raise ValueError(f"the EMA time constant must be a positive number of epochs, got {self.ema_epochs}")
+        check(self)  # every field is declared: bounds and choices are its rules
 
     def as_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for JSON, URLs and cache keys)."""
