@@ -15,7 +15,7 @@ from dltl_core import budget as mem
 from dltl_core import needs
 from dltl_core import transfer_regimes as regimes
 from dltl_core.features import FeatureSet, measured_rate, uncached_photos
-from dltl_core.settings import field_from, like, setting
+from dltl_core.transfer_view import FINETUNING, PHOTOS, WAYS, TransferView  # noqa: F401 - the page reads them here
 from dltl_core.transfer import (DEFAULT_CAP, DEFAULT_SPECIES, FINETUNE, SPECIES_COUNT, TransferConfig, TransferResult,
                                 ensure_features, features_job, run_transfer, stage_names, transfer_job)
 from dltl_core.transfer import IMAGE_SIZES as TRANSFER_SIZES
@@ -37,32 +37,6 @@ TSNE_AUTO = 300
 TSNE_SECONDS_PER_PHOTO = 36 / 2000  # measured: 2,000 photos in 36 s on 2 cores
 IMAGE_SIZES = tuple(sorted(TRANSFER_SIZES, reverse=True))  # the image-size choices, largest first
 ACTIONS = {"finetune": "Fine-tuning", "scratch": "Training from scratch"}  # how messages name a mode
-
-
-WAYS = ("cached", "full")  # fine-tune the last stages on cached activations, or every stage on the photos
-
-
-@dataclass(frozen=True)
-class TransferView:
-    """The page's settings, declared from ``TransferConfig`` (bounds, labels, URL names) with the
-    page's defaults (``FINETUNE``, the shared default photos); the binder makes widgets and links."""
-
-    k: int = field_from(SPECIES_COUNT, DEFAULT_SPECIES)
-    max_per_species: int = like(TransferConfig, "max_per_species", DEFAULT_CAP, optional=False, kind=None)
-    seed: int = like(TransferConfig, "seed")
-    epochs: int = like(TransferConfig, "epochs", FINETUNE.epochs, optional=False, kind=None)
-    image_size: int = like(TransferConfig, "image_size", max(TRANSFER_SIZES), optional=False, kind=None)
-    lr: float = like(TransferConfig, "lr", FINETUNE.lr, optional=False, kind=None)
-    way: str = setting(WAYS[0], label="Fine-tuning", choices=WAYS, widget="radio", url="ft_way")
-    backbone_lr_factor: float = like(TransferConfig, "backbone_lr_factor", FINETUNE.backbone_lr_factor,
-                                     optional=False, kind=None)
-    unfreeze_blocks: int = like(TransferConfig, "unfreeze_blocks", FINETUNE.unfreeze_blocks, optional=False,
-                                kind=None)
-    augment: bool = like(TransferConfig, "augment")
-
-
-PHOTOS = ("k", "max_per_species", "seed")  # the photo settings (section 1 of the page)
-FINETUNING = ("epochs", "image_size", "lr", "way", "backbone_lr_factor", "unfreeze_blocks", "augment")
 
 
 def view_binder(url) -> Binder:

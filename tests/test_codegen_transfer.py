@@ -106,14 +106,25 @@ def _body(script) -> str:
 
 
 def test_every_setting_changes_the_code() -> None:
+    """Every declared setting of the page (``TransferView``) and the backbone reach the code."""
+    from dltl_core.settings import settings_of
+    from dltl_core.transfer_view import TransferView
+    from tests.codegen_util import other_value
+
+    view = TransferView()
     base = _body(export("transfer", ""))  # the cells, not the header that quotes the link
-    other = {"k": "3", "cap": "15", "seed": "7", "bb": "resnet18"}
-    assert set(other) == {"k", "cap", "seed", "bb"}  # the page's link parameters (pages/30_transfer.py)
-    for param, value in other.items():
-        assert _body(export("transfer", {param: value})) != base, param
+    for name, s in settings_of(TransferView).items():
+        param = s.url or name
+        link = {param: other_value(TransferView, name, getattr(view, name))}
+        if name == "augment":  # augmentation only acts where photos are trained on: end to end
+            link["ft_way"] = "full"
+            assert _body(export("transfer", link)) != _body(export("transfer", {"ft_way": "full"})), param
+            continue
+        assert _body(export("transfer", link)) != base, param
+    assert _body(export("transfer", {"bb": "resnet18"})) != base
 
 
 def test_bad_link_is_read_as_the_page_reads_it() -> None:
     script = export("transfer", "k=1&cap=abc&bb=nope")
-    assert script.query == "k=2&cap=40&seed=0&bb=efficientnet_lite0"
+    assert script.query.startswith("k=2&cap=40&seed=0&") and script.query.endswith("&bb=efficientnet_lite0")
     assert len(script.problems) == 3

