@@ -1,4 +1,4 @@
-"""Page frame: set-up, grouped sidebar navigation, classroom mode, error boundary, charts."""
+"""Page frame: set-up, sidebar, classroom mode, error boundary, the chart theme and sizes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import logging
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Iterator
 
 import altair as alt
 import streamlit as st
 
+from dltl_ui.binder import Binder
 from dltl_ui.nav import HOME, sections
+from dltl_ui.views import ClassroomView
 
 log = logging.getLogger("dltl")
 
@@ -101,10 +103,7 @@ def _sync_classroom() -> None:
     st.session_state["classroom"] = st.session_state["_classroom_toggle"]
 
 
-def _classroom_binder():
-    from dltl_ui.binder import Binder  # late: the binder imports this package's urlstate
-    from dltl_ui.views import ClassroomView
-
+def _classroom_binder() -> Binder:
     # ``classroom`` itself is plain session state (it survives page switches, a widget key
     # would not); ``?classroom=1`` is written only while it is on.
     return Binder(ClassroomView, omit_default=True)
@@ -194,27 +193,6 @@ def heavy_button(label: str, key: str, expected_s: float, *, ask_s: float, refus
 def main_chart() -> Any:
     """The container of a page's main chart (the one the projector must show whole)."""
     return st.container(key=MAIN_CHART_KEY)
-
-
-def show_chart(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin], caption: str | None = None, *,
-               key: Hashable | None = None) -> None:
-    """Render an Altair chart with the DLTL theme, and a caption saying what to notice.
-
-    Args:
-        chart: the chart, or (with ``key``) a function that builds it.
-        caption: what to notice.
-        key: names everything the chart shows: its compiled spec is then kept and reused
-            (``charts.compiled.show_cached``), so a rerun or another session showing the same
-            chart skips Altair altogether, and a builder is only called the first time.
-    """
-    if key is None:
-        st.altair_chart(chart() if callable(chart) else chart, width="stretch", theme=None)
-    else:
-        from dltl_ui.charts.compiled import show_cached  # late: charts import this module
-
-        show_cached(key, chart if callable(chart) else (lambda: chart))
-    if caption:
-        st.caption(caption)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,8 @@ from dltl_ui import gd_charts as gc
 from dltl_ui.binder import Binder
 from dltl_ui.charts.contour import contour_view
 from dltl_ui.charts.palette import SCHED_COLORS
-from dltl_ui.layout import chart_height, explain, guard, main_chart, show_chart
+from dltl_ui.charts.show import show_chart
+from dltl_ui.layout import chart_height, explain, guard, main_chart
 
 SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
 

@@ -6,9 +6,9 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core import budget as mem
 from dltl_core import calibration, needs, profile
-from dltl_core.lessons import jobs as lj
+from dltl_core.lessons import lesson_jobs as lj
 from dltl_ui import arch_charts as charts
-from dltl_ui import jobs as jobs_ui
+from dltl_ui import job_panel as jobs_ui
 from dltl_ui import results_view as rv
 from dltl_ui.binder import Binder
 from dltl_ui.views import ArchView

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from dltl_core import jobs
+from dltl_core import job_runner
 from dltl_core.device import seeded
 
 
@@ -79,18 +79,18 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
-def _wait_running(runner: jobs.JobRunner, job_id: int, timeout: float = 60) -> jobs.JobStatus:
+def _wait_running(runner: job_runner.JobRunner, job_id: int, timeout: float = 60) -> job_runner.JobStatus:
     """Wait until the job's function itself reported (its process is up and importing is done)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         snap = runner.status(job_id)
-        if snap.finished or (snap.state == jobs.RUNNING and snap.phase not in ("", "starting")):
+        if snap.finished or (snap.state == job_runner.RUNNING and snap.phase not in ("", "starting")):
             return snap
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not start within {timeout} s")
 
 
-def _idle(runner: jobs.JobRunner, timeout: float = 30) -> None:
+def _idle(runner: job_runner.JobRunner, timeout: float = 30) -> None:
     """Wait until earlier tests' processes have exited (a finished job holds its slot until then)."""
     end = time.monotonic() + timeout
     while runner.load() != (0, 0) and time.monotonic() < end:
@@ -100,7 +100,7 @@ def _idle(runner: jobs.JobRunner, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def runner():
-    r = jobs.JobRunner(max_jobs=2, seconds=120, memory_mb=1500)
+    r = job_runner.JobRunner(max_jobs=2, seconds=120, memory_mb=1500)
     yield r
     r.shutdown()
 
@@ -133,7 +133,7 @@ def test_jobs_side_by_side_give_the_result_of_a_run_alone(runner):
     _idle(runner)
     ids = [runner.submit(train_digits_job, {"epochs": 3}, seed=5) for _ in range(3)]
     done = [runner.wait(i, 180) for i in ids]
-    assert [d.state for d in done] == [jobs.DONE] * 3, [d.error for d in done]
+    assert [d.state for d in done] == [job_runner.DONE] * 3, [d.error for d in done]
     # ids[0] and ids[1] ran at the same time (max_jobs=2); ids[2] ran alone after them.
     assert done[0].result == done[1].result == done[2].result
     assert len(set(done[0].result)) == 3  # a real training: the loss changes every epoch
@@ -150,12 +150,12 @@ def test_queue_limit_position_and_stop_ends_the_process(runner):
     ids = [runner.submit(sleep_job, {}) for _ in range(4)]
     assert runner.load() == (2, 2)
     assert [runner.position(i) for i in ids] == [0, 0, 1, 2]
-    assert runner.status(ids[3]).state == jobs.QUEUED and runner.status(ids[3]).position == 2
+    assert runner.status(ids[3]).state == job_runner.QUEUED and runner.status(ids[3]).position == 2
     first = _wait_running(runner, ids[0])
     assert first.pid and first.pid != os.getpid()
     t0 = time.monotonic()
     runner.cancel(ids[0])
-    assert runner.status(ids[0]).state == jobs.CANCELLED
+    assert runner.status(ids[0]).state == job_runner.CANCELLED
     assert _gone(first.pid, 5), "the job's process still exists 5 s after Stop"
     assert time.monotonic() - t0 < 5
     # The freed slot goes to the next in the queue; the last moves up.
@@ -164,7 +164,7 @@ def test_queue_limit_position_and_stop_ends_the_process(runner):
         time.sleep(0.05)
     assert runner.position(ids[2]) == 0 and runner.position(ids[3]) == 1
     runner.cancel(ids[3])  # a queued job is simply dropped
-    assert runner.status(ids[3]).state == jobs.CANCELLED and runner.status(ids[3]).pid is None
+    assert runner.status(ids[3]).state == job_runner.CANCELLED and runner.status(ids[3]).pid is None
     for i in ids[1:3]:
         pid = _wait_running(runner, i).pid
         runner.cancel(i)
@@ -179,11 +179,11 @@ def test_time_limit_memory_cap_and_errors_are_clear_messages(runner):
     bad = runner.submit(raise_job, {})
     snaps = {name: runner.wait(i, 90) for name, i in
              (("timed", timed), ("hog", hog), ("small", small), ("bad", bad))}
-    assert snaps["timed"].state == jobs.FAILED and "time limit of 8 s" in snaps["timed"].error
+    assert snaps["timed"].state == job_runner.FAILED and "time limit of 8 s" in snaps["timed"].error
     assert _gone(snaps["timed"].pid, 5)
-    assert snaps["hog"].state == jobs.FAILED and "out of memory" in snaps["hog"].error
-    assert snaps["small"].state == jobs.DONE and snaps["small"].result == 50 * 256
-    assert snaps["bad"].state == jobs.FAILED and snaps["bad"].error == "need at least 2 species"
+    assert snaps["hog"].state == job_runner.FAILED and "out of memory" in snaps["hog"].error
+    assert snaps["small"].state == job_runner.DONE and snaps["small"].result == 50 * 256
+    assert snaps["bad"].state == job_runner.FAILED and snaps["bad"].error == "need at least 2 species"
     for s in snaps.values():
         assert "Traceback" not in (s.error or "")
 
@@ -196,11 +196,11 @@ def test_a_closed_tab_cancels_its_job(runner):
     pid = _wait_running(runner, job).pid
     connected.clear()  # the visitor's websocket went away
     snap = runner.wait(job, 5)
-    assert snap.state == jobs.CANCELLED and "closed" in snap.error
+    assert snap.state == job_runner.CANCELLED and "closed" in snap.error
     assert _gone(pid, 5)
     quiet = runner.submit(sleep_job, {}, heartbeat_timeout=1.0)  # nobody polls it
     snap = runner.wait(quiet, 60)
-    assert snap.state == jobs.CANCELLED and "closed" in snap.error
+    assert snap.state == job_runner.CANCELLED and "closed" in snap.error
 
 
 def test_a_job_must_be_an_importable_function(runner):
@@ -566,7 +566,7 @@ def test_folder_box_refuses_server_paths_alike_whether_they_exist_or_not(tmp_pat
 
 _PANEL_APP = '''
 import streamlit as st
-from dltl_ui import jobs as jobs_ui
+from dltl_ui import job_panel as jobs_ui
 from tests.test_security import sleep_job
 clicked = st.button("Run", key="run")
 final = jobs_ui.job_panel("demo", sleep_job, {"steps": 10_000}, start=clicked, label="Sleeping")
@@ -579,7 +579,7 @@ def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
     """Findings: "a link alone starts heavy work"; "after Stop … 100-200% CPU until the epoch ended"."""
     from streamlit.testing.v1 import AppTest
 
-    from dltl_core.jobs import get_runner
+    from dltl_core.job_runner import get_runner
 
     runner = get_runner()
     at = AppTest.from_string(_PANEL_APP, default_timeout=60)
@@ -595,7 +595,7 @@ def test_job_panel_starts_on_click_only_and_stop_ends_the_process():
     assert texts and texts[0].startswith("Sleeping: sleeping")
     at.button(key="run").click().run()  # clicking again does not start a second run
     assert at.session_state["_dltl_job::demo"]["id"] == job_id
-    assert runner.status(job_id).state == jobs.RUNNING
+    assert runner.status(job_id).state == job_runner.RUNNING
     at.button(key="demo__stop").click().run()
     assert not at.exception
     assert _gone(snap.pid, 5), "the job's process still runs after Stop"

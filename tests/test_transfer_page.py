@@ -245,7 +245,7 @@ def test_a_link_alone_never_starts_heavy_extraction(monkeypatch):
 
 @pytest.mark.slow  # a fine-tuning job in its own process, stopped after its first epoch
 def test_stop_keeps_the_curve_of_the_finished_epochs(birds_dir):
-    from dltl_core.jobs import get_runner
+    from dltl_core.job_runner import get_runner
 
     at = _page()
     at.slider(key="tl_k").set_value(2).run()
