@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, log_grid, \
-    lr_sweep, regime_examples
+from dltl_core.descend import Descent, DescentConfig, descend_many
+from dltl_core.lessons.learning_rate import SweepPoint, compare_schedules, log_grid, lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import Surface, create_surface

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dltl_core.descend import DescentConfig, descend_many, log_grid, lr_sweep
+from dltl_core.descend import DescentConfig, descend_many
+from dltl_core.lessons.learning_rate import log_grid, lr_sweep
 from dltl_core.lr_range import RangeTestConfig, lr_range_test
 from dltl_core.surfaces import create_surface
 from dltl_ui import gd_charts as gc
