@@ -1,4 +1,4 @@
-"""Page frame: set-up, sidebar, classroom mode, error boundary, the chart theme and sizes."""
+"""Page frame: set-up, sidebar heading and classroom switch, error boundary, the chart theme and sizes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import altair as alt
 import streamlit as st
 
 from dltl_ui.binder import Binder
-from dltl_ui.nav import HOME, sections
+from dltl_ui.nav import leave_pages_folder_mode, page_of
 from dltl_ui.views import ClassroomView
 
 log = logging.getLogger("dltl")
@@ -109,23 +109,24 @@ def _classroom_binder() -> Binder:
     return Binder(ClassroomView, omit_default=True)
 
 
-def page_setup(title: str, icon: str = "🧠") -> None:
-    """First call of every page: page config, sidebar navigation, classroom mode, theme."""
+def page_setup(script: str) -> None:
+    """First call of every page: page config, sidebar, classroom mode, theme.
+
+    Args:
+        script: the page's ``__file__``; its title and icon come from ``dltl_ui.nav``.
+            The menu itself is ``st.navigation``'s (drawn by the entry script).
+    """
+    leave_pages_folder_mode()
+    page = page_of(script)
     classroom = _classroom_binder()
     classroom.load()  # ?classroom=1 on a fresh session (a reload, a shared link)
     try:
-        st.set_page_config(page_title=f"{title} · DLTL", page_icon=icon, layout="wide",
+        st.set_page_config(page_title=f"{page.title} · DLTL", page_icon=page.icon, layout="wide",
                            initial_sidebar_state="collapsed" if is_classroom() else "auto")
     except st.errors.StreamlitAPIException:
         pass  # already set (AppTest may run pages back to back)
     with st.sidebar:
         st.markdown("### 🧠 Deep learning & transfer learning")
-        st.page_link(HOME.path, label=HOME.title, icon=HOME.icon)
-        for section, pages in sections().items():
-            st.caption(section.upper()) if not is_classroom() else st.markdown(f"**{section}**")
-            for page in pages:
-                st.page_link(page.path, label=page.title, icon=page.icon)
-        st.divider()
         st.toggle(
             "Classroom mode",
             value=is_classroom(),

@@ -11,7 +11,7 @@ from dltl_ui.charts.palette import LOSS_COLORS
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LossView
 
-ui.page_setup("Loss & softmax", "🎯")
+ui.page_setup(__file__)
 st.title("Loss & softmax")
 ui.explain(
     r"""

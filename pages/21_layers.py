@@ -17,7 +17,7 @@ from dltl_ui.charts.palette import KIND_COLORS
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LayersView
 
-ui.page_setup("Layers", "🧱")
+ui.page_setup(__file__)
 st.title("Layers")
 ui.explain(
     r"""

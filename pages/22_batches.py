@@ -13,7 +13,7 @@ from dltl_ui.binder import Binder
 from dltl_ui.layout import chart_height
 from dltl_ui.views import BATCHES_N_TRAIN, BatchesView
 
-ui.page_setup("Mini-batches", "📦")
+ui.page_setup(__file__)
 st.title("Mini-batches")
 ui.explain(
     r"""

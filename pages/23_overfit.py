@@ -10,7 +10,7 @@ from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
 from dltl_ui.views import CompareView
 
-ui.page_setup("Overfitting", "📈")
+ui.page_setup(__file__)
 st.title("Overfitting and generalization")
 ui.explain(
     r"""

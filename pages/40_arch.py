@@ -13,7 +13,7 @@ from dltl_ui import results_view as rv
 from dltl_ui.binder import Binder
 from dltl_ui.views import ArchView
 
-ui.page_setup("Architectures", "🏛️")
+ui.page_setup(__file__)
 st.title("Architectures")
 ui.explain(
     "Four families of convolutional networks for CIFAR-10's 32x32 images. They differ in their "
