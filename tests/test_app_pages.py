@@ -6,25 +6,16 @@ import ast
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dltl_ui.nav import available_pages
+from tests.conftest import assert_clean, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [p.path for p in available_pages()]
 
 
-def _run(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    return at
-
-
 def test_home_page_links_every_page():
-    at = _run()
+    at = open_page()
     assert not at.exception
     body = " ".join(m.value for m in at.markdown)
     for page in available_pages():
@@ -33,14 +24,13 @@ def test_home_page_links_every_page():
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_loads_without_error(page):
-    at = _run(page)
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
+    at = open_page(page)
+    assert_clean(at)
     assert at.title, "every page has a title"
 
 
 def test_classroom_mode_hides_explanations():
-    at = _run()
+    at = open_page()
     texts = [m.value for m in at.main.markdown]
     assert any("Classroom mode" in t for t in texts)
     at.sidebar.toggle[0].set_value(True).run()
