@@ -7,11 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from dltl_ui.nav import available_pages
+from dltl_ui import nav
+from dltl_ui.nav import HOME, available_pages, page_of
 from tests.conftest import assert_clean, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [p.path for p in available_pages()]
+
+
+def test_every_page_script_is_declared_once_and_keeps_its_url():
+    """The links students and slides already hold (``/gd?lr=0.42``) name these paths."""
+    assert [p.url for p in nav.PAGES] == ["gd", "lr", "loss", "layers", "batches", "overfit", "transfer", "arch",
+                                      "results"]
+    assert HOME.url == ""
+    scripts = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
+    assert scripts == sorted([HOME.path] + [p.path for p in nav.PAGES]), "a page script the menu does not list"
+    for page in (HOME, *nav.PAGES):
+        assert page_of(ROOT / page.path) is page
+        assert "ui.page_setup(__file__)" in (ROOT / page.path).read_text(), page.path
+    with pytest.raises(KeyError, match="not declared"):
+        page_of(ROOT / "streamlit_app.py")
 
 
 def test_home_page_links_every_page():
