@@ -116,7 +116,7 @@ def page_setup(script: str) -> None:
         script: the page's ``__file__``; its title and icon come from ``dltl_ui.nav``.
             The menu itself is ``st.navigation``'s (drawn by the entry script).
     """
-    leave_pages_folder_mode()
+    leave_pages_folder_mode(rerun=True)  # only where folder mode ran this page without the menu
     page = page_of(script)
     classroom = _classroom_binder()
     classroom.load()  # ?classroom=1 on a fresh session (a reload, a shared link)

@@ -91,20 +91,29 @@ def page_of(script: str | Path) -> PageInfo:
     raise KeyError(f"{path.name} is not declared in dltl_ui/nav.py")
 
 
-def leave_pages_folder_mode() -> None:
-    """Make the very first run of a fresh server go through ``st.navigation`` too.
+_SEEN = "_dltl_session_ran"
+
+
+def leave_pages_folder_mode(rerun: bool) -> None:
+    """Make a fresh server's first run go through ``st.navigation`` too.
 
     A ``pages/`` folder beside the entry script puts a new Streamlit process in the old
     folder mode until the entry script first calls ``st.navigation``: its first request
     (a deep link such as ``/gd``) would run the page straight from the folder, with
     Streamlit's flat file list as the menu. The folder keeps its name (every page opens on
-    its own as ``pages/NN_name.py``); instead the first run that finds the process in
-    folder mode (the entry script or a page) leaves it and reruns, and the rerun takes the entry script's navigation to
-    the same page (a page's identity is its URL path in both modes).
+    its own as ``pages/NN_name.py``). Instead the entry script leaves the mode before its
+    navigation (``rerun=False``: that navigation then answers), and a page that folder mode
+    ran directly leaves it and reruns (``rerun=True``), so that the rerun takes the entry
+    script's navigation to the same page (a page's identity is its URL path in both modes).
+    Only a session's first run reruns: Streamlit's AppTest enters folder mode again at every
+    run, and a rerun there would drop the click that started it.
     """
+    first = _SEEN not in st.session_state  # a session's first run: no click can be lost to a rerun
+    st.session_state[_SEEN] = True
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if rerun and first:
+            st.rerun()
 
 
 def navigation() -> StreamlitPage:
@@ -113,7 +122,7 @@ def navigation() -> StreamlitPage:
     Returns the page to run (``.run()``): the one the URL names, else Home. ``expanded``:
     every page is listed, none hidden behind "View more".
     """
-    leave_pages_folder_mode()
+    leave_pages_folder_mode(rerun=False)
     home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, default=True)
     menu: dict[str, list] = {HOME.section: [home]}
     for section, pages in sections().items():
