@@ -1,46 +1,10 @@
-"""DLTL — deep learning & transfer learning, a teaching dashboard. Entry and home page.
+"""DLTL — deep learning & transfer learning, a teaching dashboard. The entry script.
 
-Run with ``streamlit run streamlit_app.py``. The concept pages live in ``pages/``
-(one concept per page) and are found by Streamlit's pages-folder discovery; the
-sidebar groups them by course section (``dltl_ui.nav``).
+Run with ``streamlit run streamlit_app.py``. One concept per page, each a script in
+``pages/``; the list of pages (titles, icons, sections, URL paths) is ``dltl_ui.nav``,
+and this script only hands it to ``st.navigation`` and runs the page the URL names.
 """
 
-import streamlit as st
+from dltl_ui.nav import navigation
 
-import dltl_ui as ui
-from dltl_ui.nav import sections
-
-ui.page_setup("Home", "🧠")
-
-st.title("Deep learning & transfer learning")
-ui.explain(
-    "An interactive companion to the course. Every page is one idea, with sliders to move "
-    "and charts that answer as you move them; a heavier measurement starts on a click and says "
-    "first how long it takes. It runs on a laptop CPU, offline: the digits and the pretrained "
-    "weights come with the install. Bird photos for Transfer learning do not: that page offers "
-    "a download, an upload of your own zip, or your own folder."
-)
-
-st.markdown(
-    r"""
-**The formalism.** A model $f_W$ maps an input $x$ to an output; a loss $L$ says how far
-$f(x, W)$ is from the target $y$. Training minimises the empirical risk
-$J(W) = \sum_i L(f(x_i, W), y_i)$, looking for $W^* = \arg\min_W J(W)$ by gradient descent:
-start from a random $W$, compute $\partial J / \partial W$, step $W \leftarrow W - \eta\,\partial J/\partial W$, repeat.
-"""
-)
-
-for section, pages in sections().items():
-    st.subheader(section)
-    cols = st.columns(min(3, len(pages)))
-    for i, page in enumerate(pages):
-        with cols[i % len(cols)]:
-            with st.container(border=True):
-                st.page_link(page.path, label=f"**{page.title}**", icon=page.icon)
-                st.markdown(page.teaches)
-
-ui.explain(
-    "**Classroom mode** (sidebar) makes type and charts bigger and hides the explanatory "
-    "text, for the projector. Every page keeps its settings in the address bar: copy the "
-    "link to share exactly what you see."
-)
+navigation().run()

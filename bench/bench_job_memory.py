@@ -1,6 +1,6 @@
 """Peak memory of each heavy visitor action, run as a real job of the job runner.
 
-Each action runs through ``dltl_core.jobs`` exactly as a page submits it; the runner samples
+Each action runs through ``dltl_core.job_runner`` exactly as a page submits it; the runner samples
 the job's private memory (``RssAnon + RssShmem``) and resident memory every 50 ms. A long
 action is stopped once it has trained ``--steps`` optimizer steps (its peak is reached in the
 first steps: the data is decoded, the model built, one forward/backward at full batch done).
@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dltl_core import jobs  # noqa: E402
-from dltl_core.lessons import jobs as lj  # noqa: E402
+from dltl_core import job_runner  # noqa: E402
+from dltl_core.lessons import lesson_jobs as lj  # noqa: E402
 
 BIRDS = os.environ.get("DLTL_BIRDS_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "birds" / "cub100"))
 OUT = Path(__file__).with_name("job_memory_results.json")
@@ -37,7 +37,7 @@ def idle_job(config: dict, report) -> int:
     return 0
 
 
-def _run(runner: jobs.JobRunner, fn, config, *, steps: int, limit_s: float) -> dict:
+def _run(runner: job_runner.JobRunner, fn, config, *, steps: int, limit_s: float) -> dict:
     """Run one job; stop it after ``steps`` training steps or ``limit_s``; its peaks and state."""
     job = runner.submit(fn, config, seed=0, memory_mb=20_000, seconds=limit_s + 60)
     t0 = time.monotonic()
@@ -54,7 +54,7 @@ def _run(runner: jobs.JobRunner, fn, config, *, steps: int, limit_s: float) -> d
         time.sleep(0.05)
     return {"peak_private_mb": round(snap.peak_mb), "peak_rss_mb": round(snap.peak_rss_mb),
             "state": snap.state, "phase": snap.phase, "done": snap.done, "total": snap.total,
-            "seconds": round(time.monotonic() - t0, 1), "error": snap.error if snap.state == jobs.FAILED else None}
+            "seconds": round(time.monotonic() - t0, 1), "error": snap.error if snap.state == job_runner.FAILED else None}
 
 
 def transfer_cases() -> dict[str, tuple]:
@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--case", default="", help="run only the cases whose name contains this")
     args = ap.parse_args()
     cases = {"transfer": transfer_cases, "arch": arch_cases, "lessons": lesson_cases}[args.only]()
-    runner = jobs.JobRunner(max_jobs=1, seconds=600, memory_mb=20_000)
+    runner = job_runner.JobRunner(max_jobs=1, seconds=600, memory_mb=20_000)
     out = {}
     for name, (fn, config, steps, limit_s) in cases.items():
         if args.case in name:

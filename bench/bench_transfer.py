@@ -104,7 +104,7 @@ def page_memory() -> dict:
 
 def _extraction(backbone, policy, files, labels, rounds: int) -> dict:
     """Interleaved rounds of the bare timm loop and ``extract_features`` on the same files."""
-    from dltl_core.features import decode_workers
+    from dltl_core.photos import decode_workers
 
     bs = 16 if policy.device.type == "cpu" else 64
     bare_fn = _bare_loop if policy.device.type == "cpu" else (

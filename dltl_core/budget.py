@@ -1,7 +1,7 @@
 """One memory budget for the whole app, read from the machine it runs on.
 
 A Streamlit server runs every visitor in one process; heavy work runs in job processes
-beside it (``dltl_core.jobs``). When the server and its jobs together go over the
+beside it (``dltl_core.job_runner``). When the server and its jobs together go over the
 machine's memory limit, the platform restarts the app and every visitor loses their
 page. So every heavy action is measured against one budget:
 

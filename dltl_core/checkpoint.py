@@ -162,7 +162,7 @@ def from_transfer(result: Any, config: Any, backbone: Any) -> dict[str, Any]:
     """
     import copy
 
-    from dltl_core.features import train_image_size
+    from dltl_core.photos import train_image_size
 
     if result.model is not None:
         net = getattr(result.model, "net", result.model)  # finetune wraps the timm model (PartlyFrozen)

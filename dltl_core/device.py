@@ -94,7 +94,7 @@ def seeded(seed: int) -> Iterator[torch.Generator]:
 
     Threads that enter ``seeded`` take turns (a module ``RLock``), so a run started
     beside another one draws exactly the random numbers it would draw alone. Work
-    that must run in parallel belongs in separate processes (``dltl_core.jobs``).
+    that must run in parallel belongs in separate processes (``dltl_core.job_runner``).
 
     Args:
         seed: the seed for Python's ``random``, NumPy and torch (all devices).

@@ -1,6 +1,6 @@
 """The memory each heavy visitor action needs, from measurements (kept here as data).
 
-Every heavy action of the pages runs as a job (``dltl_core.jobs``) and states its need
+Every heavy action of the pages runs as a job (``dltl_core.job_runner``) and states its need
 before it starts, so a server can say "Training from scratch needs about 2.6 GB; this
 server has 1.1 GB free" instead of starting it and being killed (``dltl_core.budget``).
 

@@ -9,6 +9,7 @@ Public API::
     p.fraction_fn(desc)                         # -> fn(fraction, message) (transfer's progress)
     p.count_fn(desc, unit)                      # -> fn(done, total[, message]) (decoding, downloads)
     p.fit_callback(desc)                        # -> FitProgress, a dltl_core.train Callback
+    eta_text(done, total, started)              # " · 35 photos/s · about 8 s left" (CLI and pages)
 
 A bar is drawn only where a person can see it: stderr is a terminal, or ``--progress``
 asks for it anyway (logs, tests); ``--quiet`` always turns it off. stdout is never
@@ -18,9 +19,11 @@ written to, so ``--json`` keeps exactly one JSON object there.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
+import time
 from typing import IO, Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
@@ -243,3 +246,12 @@ def close_all(*bars: Any) -> None:
 
 
 ProgressFn = Callable[..., None]
+
+
+def eta_text(done: int, total: int, started: float) -> str:
+    """`` · 35 photos/s · about 8 s left`` once a rate is known (empty before)."""
+    elapsed = time.perf_counter() - started
+    if done <= 0 or elapsed <= 0 or done >= total:
+        return ""
+    rate = done / elapsed
+    return f" · {rate:.0f} photos/s · about {math.ceil((total - done) / rate)} s left"

@@ -38,6 +38,7 @@ import streamlit as st
 from dltl_core.query import parse_value
 from dltl_core.settings import Setting, SettingsError, defaults_of, field_kind, settings_of
 from dltl_ui.urlstate import UrlState
+from dltl_ui.widgets import draw  # widgets know Streamlit's signatures
 
 class Binder:
     """Binds the ``setting`` fields of one config class to widgets, session state and the URL.
@@ -107,8 +108,6 @@ class Binder:
             where: a container or column (default: the main area).
             **overrides: passed to the Streamlit widget (``label``, ``disabled``, ``on_change``...).
         """
-        from dltl_ui.widgets import draw  # widgets know Streamlit's signatures
-
         return draw(self, name, where if where is not None else st, overrides)
 
     # ------------------------------------------------------------------ state -> config / URL

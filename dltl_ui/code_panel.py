@@ -43,12 +43,33 @@ def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: 
         st.caption("A self-contained script for the current settings (torch, torchvision, timm, numpy, "
                    "scikit-learn; no DLTL code). Running it prints the numbers this page shows.")
         left, right = st.columns(2)
-        left.download_button("Download .py", source, file_name=f"dltl_{page.replace('-', '_')}.py",
+        stem = "dltl_" + page.replace("-", "_")  # as Script.stem: the header's "Run: python <stem>.py"
+        left.download_button("Download .py", source, file_name=f"{stem}.py",
                              mime="text/x-python", key=f"code_py_{page}", width="stretch")
         right.download_button("Download notebook (.ipynb)", notebook,
-                              file_name=f"dltl_{page.replace('-', '_')}.ipynb", mime="application/x-ipynb+json",
+                              file_name=f"{stem}.ipynb", mime="application/x-ipynb+json",
                               key=f"code_nb_{page}", width="stretch")
         st.code(source, language="python", line_numbers=False)
 
 
-__all__ = ["code_panel"]
+def lab_card(page: str, title: str, blurb: str) -> None:
+    """One lab notebook on the home page: what it does and its two downloads (default settings).
+
+    Args:
+        page: the lab's export name (``"lab-scratch"``, ``"lab-transfer"``).
+        title: the card's heading.
+        blurb: one or two sentences on what the notebook trains.
+    """
+    source, notebook = _texts(page, ())
+    stem = "dltl_" + page.replace("-", "_")
+    with st.container(border=True):
+        st.markdown(f"**{title}**")
+        st.markdown(blurb)
+        left, right = st.columns(2)
+        left.download_button("Notebook (.ipynb)", notebook, file_name=f"{stem}.ipynb",
+                             mime="application/x-ipynb+json", key=f"lab_nb_{page}", width="stretch", icon="📓")
+        right.download_button("Script (.py)", source, file_name=f"{stem}.py", mime="text/x-python",
+                              key=f"lab_py_{page}", width="stretch", icon="🐍")
+
+
+__all__ = ["code_panel", "lab_card"]

@@ -28,7 +28,7 @@ import streamlit as st
 from dltl_core import birds, paths
 from dltl_core.birds import upload as up
 from dltl_core.images import MAX_DECODED_BYTES, MAX_PIXELS
-from dltl_ui.jobs import session_alive
+from dltl_ui.job_panel import session_alive
 from dltl_ui.urlstate import UrlState
 
 SOURCES = ("Folder", "Download CUB-200-2011", "Upload a zip")

@@ -1,4 +1,4 @@
-"""Page frame: set-up, grouped sidebar navigation, classroom mode, error boundary, charts."""
+"""Page frame: set-up, sidebar heading and classroom switch, error boundary, the chart theme and sizes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import logging
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Iterator
 
 import altair as alt
 import streamlit as st
 
-from dltl_ui.nav import HOME, sections
+from dltl_ui.binder import Binder
+from dltl_ui.nav import leave_pages_folder_mode, page_of
+from dltl_ui.views import ClassroomView
 
 log = logging.getLogger("dltl")
 
@@ -101,32 +103,30 @@ def _sync_classroom() -> None:
     st.session_state["classroom"] = st.session_state["_classroom_toggle"]
 
 
-def _classroom_binder():
-    from dltl_ui.binder import Binder  # late: the binder imports this package's urlstate
-    from dltl_ui.views import ClassroomView
-
+def _classroom_binder() -> Binder:
     # ``classroom`` itself is plain session state (it survives page switches, a widget key
     # would not); ``?classroom=1`` is written only while it is on.
     return Binder(ClassroomView, omit_default=True)
 
 
-def page_setup(title: str, icon: str = "🧠") -> None:
-    """First call of every page: page config, sidebar navigation, classroom mode, theme."""
+def page_setup(script: str) -> None:
+    """First call of every page: page config, sidebar, classroom mode, theme.
+
+    Args:
+        script: the page's ``__file__``; its title and icon come from ``dltl_ui.nav``.
+            The menu itself is ``st.navigation``'s (drawn by the entry script).
+    """
+    leave_pages_folder_mode(rerun=True)  # only where folder mode ran this page without the menu
+    page = page_of(script)
     classroom = _classroom_binder()
     classroom.load()  # ?classroom=1 on a fresh session (a reload, a shared link)
     try:
-        st.set_page_config(page_title=f"{title} · DLTL", page_icon=icon, layout="wide",
+        st.set_page_config(page_title=f"{page.title} · DLTL", page_icon=page.icon, layout="wide",
                            initial_sidebar_state="collapsed" if is_classroom() else "auto")
     except st.errors.StreamlitAPIException:
         pass  # already set (AppTest may run pages back to back)
     with st.sidebar:
         st.markdown("### 🧠 Deep learning & transfer learning")
-        st.page_link(HOME.path, label=HOME.title, icon=HOME.icon)
-        for section, pages in sections().items():
-            st.caption(section.upper()) if not is_classroom() else st.markdown(f"**{section}**")
-            for page in pages:
-                st.page_link(page.path, label=page.title, icon=page.icon)
-        st.divider()
         st.toggle(
             "Classroom mode",
             value=is_classroom(),
@@ -194,27 +194,6 @@ def heavy_button(label: str, key: str, expected_s: float, *, ask_s: float, refus
 def main_chart() -> Any:
     """The container of a page's main chart (the one the projector must show whole)."""
     return st.container(key=MAIN_CHART_KEY)
-
-
-def show_chart(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin], caption: str | None = None, *,
-               key: Hashable | None = None) -> None:
-    """Render an Altair chart with the DLTL theme, and a caption saying what to notice.
-
-    Args:
-        chart: the chart, or (with ``key``) a function that builds it.
-        caption: what to notice.
-        key: names everything the chart shows: its compiled spec is then kept and reused
-            (``charts.compiled.show_cached``), so a rerun or another session showing the same
-            chart skips Altair altogether, and a builder is only called the first time.
-    """
-    if key is None:
-        st.altair_chart(chart() if callable(chart) else chart, width="stretch", theme=None)
-    else:
-        from dltl_ui.charts.compiled import show_cached  # late: charts import this module
-
-        show_cached(key, chart if callable(chart) else (lambda: chart))
-    if caption:
-        st.caption(caption)
 
 
 @contextlib.contextmanager

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dltl_core.descend import Descent, DescentConfig, SweepPoint, compare_schedules, descend_many, log_grid, \
-    lr_sweep, regime_examples
 from dltl_core import lr_claims
+from dltl_core.descend import Descent, DescentConfig, descend_many
+from dltl_core.lessons.learning_rate import SweepPoint, compare_schedules, log_grid, lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import Surface, create_surface
@@ -20,7 +20,8 @@ from dltl_ui import gd_charts as gc
 from dltl_ui.binder import Binder
 from dltl_ui.charts.contour import contour_view
 from dltl_ui.charts.palette import SCHED_COLORS
-from dltl_ui.layout import chart_height, explain, guard, main_chart, show_chart
+from dltl_ui.charts.show import show_chart
+from dltl_ui.layout import chart_height, explain, guard, main_chart
 
 SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
 

@@ -12,7 +12,8 @@ from dltl_core.lessons.overfit import KNOBS, OverfitConfig, pool_size
 from dltl_core.lessons.overfit_claims import overfit_claim
 from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
-from dltl_ui.layout import main_chart, show_chart
+from dltl_ui.charts.show import show_chart
+from dltl_ui.layout import main_chart
 
 
 def _metrics(res: Any, compact: bool) -> None:

@@ -172,7 +172,7 @@ def run_bounded(namespace: str, key: Any, run: Callable[[list[Callback]], Any], 
                 label: str = "Training") -> tuple[Any | None, list[dict] | None]:
     """``run_live`` for a short run; a long one starts only on a click, in a worker process.
 
-    A long run (over ``AUTO_SECONDS``) is a job of ``dltl_core.jobs`` (its own seeded
+    A long run (over ``AUTO_SECONDS``) is a job of ``dltl_core.job_runner`` (its own seeded
     process, a time and memory limit, a Stop that ends the process, cancelled when the tab
     closes); its epochs stream back as payloads and draw the live curves. Runs that would
     take longer than ``REFUSE_SECONDS`` are refused with the expected time.
@@ -180,8 +180,8 @@ def run_bounded(namespace: str, key: Any, run: Callable[[list[Callback]], Any], 
     Returns:
         like ``run_live``; ``(None, None)`` while a long run waits for its click or runs.
     """
-    from dltl_core.lessons import jobs as lj
-    from dltl_ui import jobs as jobs_ui
+    from dltl_core.lessons import lesson_jobs as lj
+    from dltl_ui import job_panel as jobs_ui
     from dltl_ui.layout import heavy_button
 
     cached = memo_get(namespace, key)

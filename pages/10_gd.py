@@ -8,7 +8,7 @@ from dltl_ui import gd_view as gv
 from dltl_ui.code_panel import code_panel
 from dltl_ui.gd_state import SLOTS, binders, init_from_url
 
-ui.page_setup("Gradient descent", "⛰️")
+ui.page_setup(__file__)
 st.title("Gradient descent")
 ui.explain(
     r"""

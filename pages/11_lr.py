@@ -10,7 +10,7 @@ from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.views import LrView
 
-ui.page_setup("Learning rate", "🎚️")
+ui.page_setup(__file__)
 st.title("Learning rate")
 ui.explain(
     r"""

@@ -12,7 +12,7 @@ from dltl_ui.code_panel import code_panel
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LossView
 
-ui.page_setup("Loss & softmax", "🎯")
+ui.page_setup(__file__)
 st.title("Loss & softmax")
 ui.explain(
     r"""

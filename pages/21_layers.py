@@ -9,8 +9,8 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core import calibration
 from dltl_core.lessons.layers import LINEAR_WEIGHT_DECAY, LayersResult, compare_layers, depth_claims, param_table
-from dltl_core.lessons import jobs as lj
-from dltl_ui import jobs as jobs_ui
+from dltl_core.lessons import lesson_jobs as lj
+from dltl_ui import job_panel as jobs_ui
 from dltl_ui import train_charts as tc
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
@@ -18,7 +18,7 @@ from dltl_ui.charts.palette import KIND_COLORS
 from dltl_ui.layout import chart_height
 from dltl_ui.views import LayersView
 
-ui.page_setup("Layers", "🧱")
+ui.page_setup(__file__)
 st.title("Layers")
 ui.explain(
     r"""

@@ -7,15 +7,15 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core.lessons import batches_claims as claims
 from dltl_core.lessons import batches_jobs as bj
-from dltl_core.lessons import jobs as lj
+from dltl_core.lessons import lesson_jobs as lj
 from dltl_core.lessons.batches import DEFAULT_BATCH_SIZES, batch_size_sweep, epoch_step_counts, gradient_spread
-from dltl_ui import jobs as jobs_ui
+from dltl_ui import job_panel as jobs_ui
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.layout import chart_height
 from dltl_ui.views import BATCHES_N_TRAIN, BatchesView
 
-ui.page_setup("Mini-batches", "📦")
+ui.page_setup(__file__)
 st.title("Mini-batches")
 ui.explain(
     r"""

@@ -17,7 +17,7 @@ from dltl_ui import transfer_train as tt
 from dltl_ui import transfer_views as tv
 from dltl_ui.transfer_views import skipped_note  # noqa: F401 - used by the data-source section
 
-ui.page_setup("Transfer learning", "🐦")
+ui.page_setup(__file__)
 st.title("Transfer learning on birds")
 ui.explain(
     "A network trained on ImageNet's 1.2 million photos has learned edges, textures, feathers and "

@@ -10,7 +10,7 @@ from dltl_core.report import study as S
 from dltl_ui import results_view as rv
 from dltl_ui.code_panel import code_panel
 
-ui.page_setup("Results & search", "🏆")
+ui.page_setup(__file__)
 st.title("Results & search")
 ui.explain(
     "Every training run and search trial of the architecture study in one place. Each run keeps its "

@@ -44,8 +44,8 @@ from dltl_core import transfer as tl  # noqa: E402
 from dltl_core.backbones import DEFAULT_BACKBONE, create_backbone  # noqa: E402
 from dltl_core.birds import load_birds  # noqa: E402
 from dltl_core.device import get_policy  # noqa: E402
-from dltl_core.features import (extract_activations, load_image_tensors, make_batch_transform,  # noqa: E402
-                                train_image_size)
+from dltl_core.features import extract_activations  # noqa: E402
+from dltl_core.photos import load_image_tensors, make_batch_transform, train_image_size  # noqa: E402
 from dltl_core.train import fit  # noqa: E402
 from dltl_core.transfer_regimes import SCHEMA_VERSION, check  # noqa: E402
 

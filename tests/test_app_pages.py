@@ -6,25 +6,31 @@ import ast
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from dltl_ui.nav import available_pages
+from dltl_ui import nav
+from dltl_ui.nav import HOME, available_pages, page_of
+from tests.conftest import assert_clean, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [p.path for p in available_pages()]
 
 
-def _run(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    return at
+def test_every_page_script_is_declared_once_and_keeps_its_url():
+    """The links students and slides already hold (``/gd?lr=0.42``) name these paths."""
+    assert [p.url for p in nav.PAGES] == ["gd", "lr", "loss", "layers", "batches", "overfit", "transfer", "arch",
+                                      "results"]
+    assert HOME.url == ""
+    scripts = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
+    assert scripts == sorted([HOME.path] + [p.path for p in nav.PAGES]), "a page script the menu does not list"
+    for page in (HOME, *nav.PAGES):
+        assert page_of(ROOT / page.path) is page
+        assert "ui.page_setup(__file__)" in (ROOT / page.path).read_text(), page.path
+    with pytest.raises(KeyError, match="not declared"):
+        page_of(ROOT / "streamlit_app.py")
 
 
 def test_home_page_links_every_page():
-    at = _run()
+    at = open_page()
     assert not at.exception
     body = " ".join(m.value for m in at.markdown)
     for page in available_pages():
@@ -33,14 +39,13 @@ def test_home_page_links_every_page():
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_loads_without_error(page):
-    at = _run(page)
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
+    at = open_page(page)
+    assert_clean(at)
     assert at.title, "every page has a title"
 
 
 def test_classroom_mode_hides_explanations():
-    at = _run()
+    at = open_page()
     texts = [m.value for m in at.main.markdown]
     assert any("Classroom mode" in t for t in texts)
     at.sidebar.toggle[0].set_value(True).run()

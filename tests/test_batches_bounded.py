@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dltl_core.jobs import get_runner
+from dltl_core.job_runner import get_runner
 from dltl_core.lessons import batches_jobs as bj
 from dltl_core.lessons.batches import batch_size_sweep
 from dltl_ui.layout import duration

@@ -2,7 +2,7 @@
 
 The first request a new server sees is ``/gd?lr=0.42``: the gradient-descent page must
 open (not the home page, not "page not found"), with 0.42 in its learning-rate box, the
-grouped sidebar, and no error box.
+sidebar menu grouped by section (``st.navigation`` from ``dltl_ui.nav``), and no error box.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def test_fresh_server_answers_the_gd_deep_link():
 
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert sidebar.get_by_text("Classroom mode").count() == 1
-        text = sidebar.inner_text()
+        menu = page.locator('[data-testid="stSidebarNav"]')
+        assert menu.count() == 1  # one menu: st.navigation's
+        text = menu.inner_text()
         for section, pages in sections().items():
             assert section.upper() in text.upper(), section
             for info in pages:
                 assert info.title in text, info.title
-        assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # only the grouped navigation
         assert not error_texts(page), error_texts(page)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dltl_core import budget as mem
-from dltl_core import jobs, needs
+from dltl_core import job_runner, needs
 
 ROOT = Path(__file__).resolve().parent.parent
 GB27 = 2700 * 2**20
@@ -151,14 +151,14 @@ def test_needs_grow_with_their_settings():
 @pytest.fixture()
 def runner(monkeypatch):
     monkeypatch.delenv(mem.MEMORY_ENV, raising=False)
-    r = jobs.JobRunner(max_jobs=2, seconds=120)
+    r = job_runner.JobRunner(max_jobs=2, seconds=120)
     yield r
     r.shutdown()
 
 
 def test_one_unfinished_job_per_owner(runner):
     first = runner.submit(sleep_job, {}, owner="visitor-a", label="Sleeping")
-    with pytest.raises(jobs.Busy) as info:
+    with pytest.raises(job_runner.Busy) as info:
         runner.submit(sleep_job, {}, owner="visitor-a")  # a second tab of the same visitor
     assert info.value.job_id == first and runner.status(first).label == "Sleeping"
     other = runner.submit(sleep_job, {}, owner="visitor-b")  # another visitor is not blocked
@@ -175,7 +175,7 @@ def test_a_job_that_cannot_fit_fails_at_once_without_a_process(runner, monkeypat
     monkeypatch.setenv(mem.MEMORY_ENV, str(int(server + mem.reserve_mb() + 200)))
     job = runner.submit(sleep_job, {}, memory_mb=2000)
     snap = runner.status(job)
-    assert snap.state == jobs.FAILED and snap.pid is None
+    assert snap.state == job_runner.FAILED and snap.pid is None
     assert "needs about 2.0 GB" in snap.error and "free" in snap.error
     monkeypatch.delenv(mem.MEMORY_ENV)
 
@@ -185,14 +185,14 @@ def test_the_cap_counts_the_jobs_own_imports(runner):
     # What a job process holds privately after its imports (~280 MB with torch), measured
     # here rather than assumed: it depends on what the job's module imports.
     idle = runner.wait(runner.submit(alloc_job, {"mb": 0}, memory_mb=4000), 120)
-    assert idle.state == jobs.DONE, idle.error
+    assert idle.state == job_runner.DONE, idle.error
     base = idle.peak_mb
     small = runner.wait(runner.submit(alloc_job, {"mb": 40}, memory_mb=base + 150), 120)
-    assert small.state == jobs.DONE, small.error
+    assert small.state == job_runner.DONE, small.error
     assert base < small.peak_mb <= base + 150 and small.peak_rss_mb > small.peak_mb
     # 200 MB alone is below the cap; with the imports it is not.
     big = runner.wait(runner.submit(alloc_job, {"mb": 200}, memory_mb=base + 150), 120)
-    assert big.state == jobs.FAILED and "out of memory" in big.error
+    assert big.state == job_runner.FAILED and "out of memory" in big.error
     assert big.peak_mb <= base + 150 + 50  # stopped at its cap, not at cap + imports
 
 
@@ -203,10 +203,10 @@ def test_a_job_waits_for_memory_held_by_a_running_one(runner, monkeypatch):
     second = runner.submit(sleep_job, {"steps": 1}, memory_mb=600)  # a slot is free, the memory is not
     time.sleep(0.3)
     snap = runner.status(second)
-    assert snap.state == jobs.QUEUED and snap.waiting_for_memory and runner.load() == (1, 1)
+    assert snap.state == job_runner.QUEUED and snap.waiting_for_memory and runner.load() == (1, 1)
     runner.cancel(first)
     done = runner.wait(second, 60)
-    assert done.state == jobs.DONE and not done.waiting_for_memory
+    assert done.state == job_runner.DONE and not done.waiting_for_memory
     monkeypatch.delenv(mem.MEMORY_ENV)
 
 
@@ -214,7 +214,7 @@ def test_a_job_waits_for_memory_held_by_a_running_one(runner, monkeypatch):
 
 _TWO_JOBS_APP = '''
 import streamlit as st
-from dltl_ui import jobs as jobs_ui
+from dltl_ui import job_panel as jobs_ui
 from tests.test_budget import sleep_job
 a = st.button("A", key="a")
 jobs_ui.job_panel("job_a", sleep_job, {"steps": 10_000}, start=a, label="Sleeping A")
@@ -226,7 +226,7 @@ jobs_ui.job_panel("job_b", sleep_job, {"steps": 10_001}, start=b, label="Sleepin
 def test_a_visitor_with_a_running_job_is_told_and_offered_stop():
     from streamlit.testing.v1 import AppTest
 
-    from dltl_core.jobs import get_runner
+    from dltl_core.job_runner import get_runner
 
     at = AppTest.from_string(_TWO_JOBS_APP, default_timeout=60)
     at.run()
@@ -239,10 +239,10 @@ def test_a_visitor_with_a_running_job_is_told_and_offered_stop():
     assert "Sleeping A is already" in note and "One job per visitor" in note
     at.run()  # the note and its button stay until the first job ends
     at.button(key="job_b__stop_other").click().run()
-    assert get_runner().status(first).state == jobs.CANCELLED
+    assert get_runner().status(first).state == job_runner.CANCELLED
     at.button(key="b").click().run()  # now the second one starts
     second = at.session_state["_dltl_job::job_b"]["id"]
-    assert get_runner().status(second).state in (jobs.QUEUED, jobs.RUNNING)
+    assert get_runner().status(second).state in (job_runner.QUEUED, job_runner.RUNNING)
     get_runner().cancel(second)
 
 
@@ -275,7 +275,7 @@ def test_a_link_with_cap_35_starts_no_extraction(monkeypatch, birds_dir):
 
 def test_scratch_is_shrunk_or_refused_by_the_budget(monkeypatch, birds_dir):
     """Finding: "Train from scratch makes a 2,788 MB job" on a machine with less free."""
-    from dltl_core.jobs import get_runner
+    from dltl_core.job_runner import get_runner
 
     at = _transfer({"k": "2", "cap": "10"})  # 20 photos: extracted at once, in the server
     assert at.metric, [w.value for w in at.warning]
@@ -303,7 +303,7 @@ def test_arch_measure_is_not_offered_when_it_cannot_fit(monkeypatch):
     """Finding: "/arch Measure of DenseNet-121 at width 2: 2,480 MB"."""
     from streamlit.testing.v1 import AppTest
 
-    from dltl_core.jobs import get_runner
+    from dltl_core.job_runner import get_runner
 
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()

@@ -161,12 +161,12 @@ def test_calibration_corrects_a_prediction_by_the_median_of_recent_runs(tmp_path
 
 
 def test_layers_estimate_is_measured_here_and_scales_with_the_budget():
-    from dltl_core.lessons import jobs
+    from dltl_core.lessons import lesson_jobs
 
-    epoch_s, linear_s = jobs._layers_probe()
+    epoch_s, linear_s = lesson_jobs._layers_probe()
     assert epoch_s > 0 and linear_s > 0
-    one, three = jobs.predicted_seconds_layers(10, 1), jobs.predicted_seconds_layers(10, 3)
-    assert three - jobs.JOB_START_SECONDS == pytest.approx(3 * (one - jobs.JOB_START_SECONDS))
+    one, three = lesson_jobs.predicted_seconds_layers(10, 1), lesson_jobs.predicted_seconds_layers(10, 3)
+    assert three - lesson_jobs.JOB_START_SECONDS == pytest.approx(3 * (one - lesson_jobs.JOB_START_SECONDS))
 
 
 # --- /gd: each preset's sentence holds for the runs it draws ---

@@ -14,8 +14,8 @@ import torch
 
 from dltl_core import cli
 from dltl_core import surfaces as S
-from dltl_core.descend import (REGIMES, DescentConfig, compare_schedules, descend, descend_many, log_grid,
-                               lr_sweep, regime_examples, validate)
+from dltl_core.descend import DescentConfig, descend, descend_many, validate
+from dltl_core.lessons.learning_rate import REGIMES, compare_schedules, log_grid, lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, lr_range_test
 from dltl_core.optim import create_scheduler, lr_curve
 

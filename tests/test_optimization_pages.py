@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dltl_core.descend import DescentConfig, descend_many, log_grid, lr_sweep
+from dltl_core.descend import DescentConfig, descend_many
+from dltl_core.lessons.learning_rate import log_grid, lr_sweep
 from dltl_core.lr_range import RangeTestConfig, lr_range_test
 from dltl_core.surfaces import create_surface
 from dltl_ui import gd_charts as gc
+from tests.conftest import open_page
 
-ROOT = Path(__file__).resolve().parent.parent
 GD, LR = "pages/10_gd.py", "pages/11_lr.py"
-
-
-def open_page(page: str, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(page)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def texts(elements) -> str:
@@ -52,7 +41,8 @@ def test_gd_default_view():
 
 
 def test_gd_deep_link_sets_the_widgets():
-    at = open_page(GD, lr="0.42", surface="bowl", cond="25", opt_2="adam", lr_2="0.3", steps="120")
+    at = open_page(GD, query={"lr": "0.42", "surface": "bowl", "cond": "25", "opt_2": "adam", "lr_2": "0.3",
+                              "steps": "120"})
     assert at.number_input(key="lr").value == pytest.approx(0.42)
     assert at.selectbox(key="surface").value == "bowl" and at.slider(key="cond").value == 25
     assert at.selectbox(key="opt_2").value == "adam" and at.number_input(key="lr_2").value == pytest.approx(0.3)
@@ -71,16 +61,16 @@ def test_gd_deep_link_sets_the_widgets():
     ({"seed": "x", "rand": "maybe"}, "not an integer"),
 ])
 def test_gd_bad_links_give_messages_not_tracebacks(params, expect):
-    at = open_page(GD, **params)
+    at = open_page(GD, query=params)
     assert not at.error, [e.value for e in at.error]
     assert expect in texts(at.warning), texts(at.warning)
     assert charts(at), "the rest of the page keeps working"
 
 
 def test_gd_lr_zero_and_huge_keep_the_other_runs():
-    at = open_page(GD, lr="0")
+    at = open_page(GD, query={"lr": "0"})
     assert len(statuses(at)) == 3  # the other three still run
-    at = open_page(GD, lr="1e9")
+    at = open_page(GD, query={"lr": "1e9"})
     assert at.number_input(key="lr").value == 100.0  # clamped into the widget's range
     assert any("diverged at step 1" in s for s in statuses(at))
     at.number_input(key="lr").set_value(0.0).run()
@@ -88,7 +78,7 @@ def test_gd_lr_zero_and_huge_keep_the_other_runs():
 
 
 def test_gd_zero_steps():
-    at = open_page(GD, steps="0")
+    at = open_page(GD, query={"steps": "0"})
     assert "Zero steps" in texts(at.info) and not at.error
     assert len(charts(at)) == 1  # the landscape is still drawn
     at.slider(key="steps").set_value(50).run()
@@ -154,7 +144,7 @@ def test_lr_page():
 
 
 def test_lr_page_bad_links():
-    at = open_page(LR, steps="0", lr="-3", scheds="cosine,bogus", bs="1e9", surface="x")
+    at = open_page(LR, query={"steps": "0", "lr": "-3", "scheds": "cosine,bogus", "bs": "1e9", "surface": "x"})
     assert not at.error, [e.value for e in at.error]
     assert "Zero steps" in texts(at.info)
     assert "outside" in texts(at.warning) and "unknown entries" in texts(at.warning)

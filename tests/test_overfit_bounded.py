@@ -6,8 +6,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dltl_core.jobs import get_runner
-from dltl_core.lessons import jobs as lj
+from dltl_core.job_runner import get_runner
+from dltl_core.lessons import lesson_jobs as lj
 from dltl_core.lessons.overfit import OverfitConfig
 
 ROOT = Path(__file__).resolve().parent.parent

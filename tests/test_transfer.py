@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dltl_core import cli, features
+from dltl_core import cli, features, photos
 from dltl_core import transfer as tl
 from dltl_core.backbones import create_backbone
 from dltl_core.birds import list_species, pretty_name
@@ -134,7 +134,7 @@ def test_bad_configs_are_clear_errors(birds_dir, backbone):
 
 def test_batch_transform_crops_flips_and_normalizes(backbone):
     x = torch.randint(0, 256, (4, 3, 73, 73), dtype=torch.uint8)
-    t = features.make_batch_transform(backbone.data_config, 64, augment=True, seed=0)
+    t = photos.make_batch_transform(backbone.data_config, 64, augment=True, seed=0)
     train, val = t(x, True), t(x, False)
     assert train.shape == val.shape == (4, 3, 64, 64) and val.dtype == torch.float32
     mean = torch.tensor(backbone.data_config["mean"]).view(1, 3, 1, 1)

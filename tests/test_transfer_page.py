@@ -15,22 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 import dltl_core.birds as birds_pkg
 from dltl_core.birds import cub, list_species
+from tests.conftest import assert_clean, open_page
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/30_transfer.py"
-
-
-def _page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    return at
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
 
 
 def _metrics(at: AppTest) -> dict[str, float]:
@@ -47,12 +34,12 @@ def _until(at: AppTest, done, timeout: float = 300) -> None:
 
 @pytest.fixture(scope="module")
 def at_default(birds_dir) -> AppTest:
-    return _page()
+    return open_page(PAGE)
 
 
 def test_default_view_trains_the_linear_head_on_the_bird_folder(at_default, birds_dir):
     at = at_default
-    _ok(at)
+    assert_clean(at)
     assert "Transfer learning" in at.title[0].value
     assert at.text_input(key="tl_folder").value == str(birds_dir.resolve()) or \
         Path(at.text_input(key="tl_folder").value).resolve() == birds_dir.resolve()
@@ -63,19 +50,19 @@ def test_default_view_trains_the_linear_head_on_the_bird_folder(at_default, bird
 def test_species_count_name_picker_and_seed(at_default):
     at = at_default
     at.slider(key="tl_k").set_value(3).run()
-    _ok(at)
+    assert_clean(at)
     assert at.query_params["k"] == ["3"] or at.query_params["k"] == "3"
     at.radio(key="tl_pick_by").set_value("Name").run()
-    _ok(at)
+    assert_clean(at)
     names = at.multiselect(key="tl_names")
     assert len(names.value) == 5 and len(at.metric) == 1
     names.set_value(names.value[:1]).run()
-    _ok(at)
+    assert_clean(at)
     assert any("at least 2 species" in w.value for w in at.warning)
     assert not at.metric
     at.radio(key="tl_pick_by").set_value("Count").run()
     at.number_input(key="tl_seed").set_value(2).run()
-    _ok(at)
+    assert_clean(at)
     assert len(at.metric) == 1
 
 
@@ -83,17 +70,17 @@ def test_missing_or_unusable_folders_give_messages_not_errors(at_default, tmp_pa
     at = at_default
     monkeypatch.setenv("DLTL_DATA_ROOTS", f"{birds_dir}:{tmp_path / 'one'}")  # folders visitors may use
     at.text_input(key="tl_folder").set_value("").run()
-    _ok(at)
+    assert_clean(at)
     assert any("No bird photos yet" in i.value for i in at.info)
     at.text_input(key="tl_folder").set_value(str(tmp_path / "nowhere")).run()
-    _ok(at)
+    assert_clean(at)
     assert any("is not a folder" in w.value for w in at.warning)
     one = tmp_path / "one" / "Lonely_Bird"
     one.mkdir(parents=True)
     (one / "a.jpg").write_bytes(next((birds_dir / list_species(birds_dir)[0]).iterdir()).read_bytes())
     (tmp_path / "one" / "Empty_Bird").mkdir()
     at.text_input(key="tl_folder").set_value(str(tmp_path / "one")).run()
-    _ok(at)
+    assert_clean(at)
     texts = " ".join(w.value for w in at.warning)
     assert "no photos" in texts and "at least 2" in texts
 
@@ -109,15 +96,15 @@ def _bird_zip(birds_dir: Path, per_species: int = 4) -> bytes:
 
 
 def test_zip_upload_trains_on_the_uploaded_species(birds_dir):
-    at = _page()
+    at = open_page(PAGE)
     at.radio(key="tl_source").set_value("Upload a zip").run()
-    _ok(at)
+    assert_clean(at)
     assert any("No bird photos yet" in i.value for i in at.info)
     at.file_uploader(key="tl_zip").set_value(("junk.zip", b"not a zip", "application/zip")).run()
-    _ok(at)
+    assert_clean(at)
     assert any("not a valid zip" in w.value for w in at.warning)
     at.file_uploader(key="tl_zip").set_value(("birds.zip", _bird_zip(birds_dir), "application/zip")).run()
-    _ok(at)
+    assert_clean(at)
     assert list(_metrics(at)) == ["Transfer (frozen)"]
     assert any("skipped" in e.label for e in at.expander)
 
@@ -126,11 +113,11 @@ def test_cub_download_offline_shows_the_folder_option(monkeypatch):
     # A closed local port stands in for "no network" (and keeps an online CI from downloading 1.1 GB).
     monkeypatch.setattr(birds_pkg, "download_cub",
                         functools.partial(cub.download_cub, url="http://127.0.0.1:9/CUB.tgz", timeout=2))
-    at = _page()
+    at = open_page(PAGE)
     at.radio(key="tl_source").set_value("Download CUB-200-2011").run()
-    _ok(at)
+    assert_clean(at)
     at.button(key="tl_download").click().run()
-    _ok(at)
+    assert_clean(at)
     assert any("cannot download" in w.value and "folder" in w.value for w in at.warning)
 
 
@@ -143,10 +130,10 @@ def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
 def test_predict_with_uploaded_photos_good_and_bad(at_default, birds_dir):
     at = at_default
     at.text_input(key="tl_folder").set_value(str(birds_dir)).run()
-    _ok(at)
+    assert_clean(at)
     up = at.file_uploader(key="tl_photo")
     up.set_value(("fake.jpg", b"definitely not a jpeg", "image/jpeg")).run()
-    _ok(at)
+    assert_clean(at)
     assert any("cannot be used as a photo" in w.value for w in at.warning)
     rgb = np.asarray(Image.open(next((birds_dir / list_species(birds_dir)[0]).iterdir())))
     for name, blob, mime in [("cmyk.jpg", _png(Image.fromarray(rgb).convert("CMYK"), "JPEG"), "image/jpeg"),
@@ -154,7 +141,7 @@ def test_predict_with_uploaded_photos_good_and_bad(at_default, birds_dir):
                              ("alpha.png", _png(Image.fromarray(rgb).convert("RGBA")), "image/png"),
                              ("bomb.png", _png(Image.new("1", (9000, 9000))), "image/png")]:
         at.file_uploader(key="tl_photo").set_value((name, blob, mime)).run()
-        _ok(at)
+        assert_clean(at)
         if name == "bomb.png":
             assert any("too large" in w.value for w in at.warning)
         else:
@@ -162,32 +149,27 @@ def test_predict_with_uploaded_photos_good_and_bad(at_default, birds_dir):
 
 
 def test_finetune_button_adds_a_mode_and_is_cached(birds_dir):
-    at = _page()
+    at = open_page(PAGE)
     at.slider(key="tl_k").set_value(2).run()
     at.slider(key="tl_cap").set_value(5).run()
     at.slider(key="tl_epochs").set_value(1)
     at.select_slider(key="tl_size").set_value(96).run()
-    _ok(at)
+    assert_clean(at)
     at.button(key="tl_run_ft").click().run()
-    _ok(at)
+    assert_clean(at)
     _until(at, lambda a: "Fine-tuning" in _metrics(a) or a.exception or a.error)
-    _ok(at)
+    assert_clean(at)
     assert list(_metrics(at)) == ["Transfer (frozen)", "Fine-tuning"]
     at.run()  # no click: the result comes from st.cache_data, keyed by the config
-    _ok(at)
+    assert_clean(at)
     assert list(_metrics(at)) == ["Transfer (frozen)", "Fine-tuning"]
     at.radio(key="tl_fmap").set_value("t-SNE").run()
-    _ok(at)
+    assert_clean(at)
 
 
 def test_deep_link_settings_and_malformed_values(birds_dir):
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(PAGE)
-    at.query_params["k"] = "3"
-    at.query_params["cap"] = "lots"
-    at.run()
-    _ok(at)
+    at = open_page(PAGE, query={"k": "3", "cap": "lots"})
+    assert_clean(at)
     assert at.slider(key="tl_k").value == 3 and at.slider(key="tl_cap").value == 40
     assert any("cap=lots" in w.value for w in at.warning)
     assert len(at.metric) == 1
@@ -198,8 +180,8 @@ def test_species_whose_photos_are_all_broken(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         (tmp_path / name / "x.jpg").write_bytes(b"\xff\xd8\xff garbage")
     monkeypatch.setenv("DLTL_BIRDS_DIR", str(tmp_path))  # the page's default folder
-    at = _page()
-    _ok(at)
+    at = open_page(PAGE)
+    assert_clean(at)
     assert at.text_input(key="tl_folder").value == str(tmp_path)
     assert any("could be read" in w.value for w in at.warning)
     assert not at.metric
@@ -213,14 +195,14 @@ def test_page_load_never_reaches_the_model_hub(monkeypatch):
 
     monkeypatch.setattr(bk, "_hub_reachable", no_network)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    at = _page()
-    _ok(at)
+    at = open_page(PAGE)
+    assert_clean(at)
     assert list(_metrics(at)) == ["Transfer (frozen)"]
     monkeypatch.setattr(bk, "_hub_reachable", lambda: (False, "no network: test"))
     at.button(key="tl_hub").click().run()  # the explicit action asks, with a short timeout
-    _ok(at)
+    assert_clean(at)
     at.selectbox(key="tl_backbone").set_value("resnet18").run()
-    _ok(at)
+    assert_clean(at)
     assert any("no network: test" in w.value for w in at.warning) or bk._hub_weights_cached("resnet18")
 
 
@@ -231,13 +213,8 @@ def test_a_link_alone_never_starts_heavy_extraction(monkeypatch):
         raise AssertionError("a link started the feature extraction of 50 species")
 
     monkeypatch.setattr(features, "_extract_chunk", no_extraction)
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(PAGE)
-    at.query_params["k"] = "50"
-    at.query_params["cap"] = "200"
-    at.run()
-    _ok(at)
+    at = open_page(PAGE, query={"k": "50", "cap": "200"})
+    assert_clean(at)
     assert at.slider(key="tl_k").value == 50
     assert any("need their features extracted first" in i.value for i in at.info)
     assert at.button(key="tl_extract") is not None and not at.metric
@@ -245,22 +222,22 @@ def test_a_link_alone_never_starts_heavy_extraction(monkeypatch):
 
 @pytest.mark.slow  # a fine-tuning job in its own process, stopped after its first epoch
 def test_stop_keeps_the_curve_of_the_finished_epochs(birds_dir):
-    from dltl_core.jobs import get_runner
+    from dltl_core.job_runner import get_runner
 
-    at = _page()
+    at = open_page(PAGE)
     at.slider(key="tl_k").set_value(2).run()
     at.slider(key="tl_cap").set_value(10).run()
     at.slider(key="tl_epochs").set_value(20)
     at.select_slider(key="tl_size").set_value(96).run()
     at.button(key="tl_run_ft").click().run()
-    _ok(at)
+    assert_clean(at)
     job = at.session_state["_dltl_job::tl_finetune"]["id"]
     t0 = time.monotonic()
     while not get_runner().poll(job).payloads and time.monotonic() - t0 < 300:
         time.sleep(0.5)
     at.button(key="tl_finetune__stop").click().run()
     _until(at, lambda a: any("was stopped" in w.value for w in a.warning), timeout=60)
-    _ok(at)
+    assert_clean(at)
     note = next(w.value for w in at.warning if "was stopped" in w.value)
     assert "finished epoch" in note and "learning curves below keep" in note
     assert list(_metrics(at)) == ["Transfer (frozen)"]  # no model was kept: no metric for it
@@ -270,11 +247,11 @@ def test_download_this_model_gives_a_file_that_predicts_like_the_page(birds_dir,
     """The linear model's file reloads with weights_only=True and reproduces its validation accuracy."""
     from dltl_core import checkpoint
 
-    at = _page()
-    _ok(at)
+    at = open_page(PAGE)
+    assert_clean(at)
     acc = _metrics(at)["Transfer (frozen)"]
     at.button(key="tl_dl_go").click().run()
-    _ok(at)
+    assert_clean(at)
     data = [d for d in at.get("download_button") if d.proto.label.startswith("Download")]
     assert data, "no download button after preparing the file"
     # The bytes the button serves are a DLTL checkpoint of the frozen-backbone network.

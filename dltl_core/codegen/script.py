@@ -79,12 +79,17 @@ class Script:
     cells: tuple[Cell, ...]
     problems: tuple[str, ...] = field(default=())
 
+    @property
+    def stem(self) -> str:
+        """The file name the downloads use, without extension (``dltl_lab_scratch``)."""
+        return "dltl_" + self.page.replace("-", "_")
+
     def source(self) -> str:
         """The ``.py``: a header, markdown cells as comment blocks, code cells in order."""
         settings = "".join(f"\n    {line}" for line in self.query_lines())
         head = f"Plain PyTorch for the DLTL page /{self.page}" + (f", at the settings of its link:{settings}" if settings
                                                                   else ".")
-        parts = [f'"""{self.title}\n\n{head}\n\nRun: python {self.page}.py\n"""']
+        parts = [f'"""{self.title}\n\n{head}\n\nRun: python {self.stem}.py\n"""']
         for cell in self.cells:
             parts.append(_comment(cell.text) if cell.kind == "markdown" else cell.text)
         return "\n\n".join(parts) + "\n"

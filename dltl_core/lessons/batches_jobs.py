@@ -3,7 +3,7 @@
 The batch-size sweep trains one MLP per batch size; with batch size 1 and 30 epochs that
 is 65,000 optimizer steps, a minute or two of CPU. A page runs a measurement in its own
 process only when ``expected_seconds_*`` says it is short (``LINK_SECONDS``); a longer one
-waits for a click that shows the expected time and runs as a job of ``dltl_core.jobs``
+waits for a click that shows the expected time and runs as a job of ``dltl_core.job_runner``
 (its own process, progress, Stop, cancelled when the tab closes).
 
 The expected times come from a calibration on this machine (``calibration``): two short
