@@ -305,16 +305,3 @@ def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], object]:
     if bare is not None and not opt.defaults.get("differentiable", False):
         return functools.partial(bare, opt)
     return functools.partial(inner, opt)
-
-
-# The learning-rate lesson moved to dltl_core.lessons.learning_rate; its old names here stay
-# readable for code written before the move (looked up on use: that module imports this one).
-_MOVED = ("REGIMES", "SweepPoint", "log_grid", "lr_sweep", "regime_examples", "compare_schedules")
-
-
-def __getattr__(name: str) -> object:
-    if name in _MOVED:
-        from dltl_core.lessons import learning_rate
-
-        return getattr(learning_rate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,7 +37,6 @@ from dltl_core.photos import (ProgressFn, decode_workers, device_normalize, file
                               split_transform)
 from dltl_core.progress import eta_text
 # Moved to dltl_core.photos; still importable from here for code written before the move.
-from dltl_core.photos import load_image_tensors, make_batch_transform, train_image_size  # noqa: F401
 
 _FEATURES_VERSION = 1
 _ACTIVATIONS_VERSION = 1

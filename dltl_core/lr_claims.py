@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from dltl_core.descend import Descent, SweepPoint
+from dltl_core.descend import Descent
+from dltl_core.lessons.learning_rate import SweepPoint
 
 JUST_BELOW = 2.0  # "just below the cliff": within this factor of the smallest divergent η
 SETTLE_SHARE = 0.1  # the last tenth of the steps is "the end" of a run

@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from dltl_core.backbones import BACKBONES, DEFAULT_BACKBONE, Backbone, create_backbone, imagenet_labels, imagenet_topk
 from dltl_core.birds import BirdSet, load_birds, pretty_name, split_indices
 from dltl_core.device import DevicePolicy, get_policy, seed_everything
-from dltl_core.features import (FeatureSet, embed_images, extract_activations, extract_features,
-                                load_image_tensors, store_features, uncached_photos,
-                                make_batch_transform, pooled_features, train_image_size)
+from dltl_core.features import (FeatureSet, embed_images, extract_activations, extract_features, pooled_features,
+                                store_features, uncached_photos)
+from dltl_core.photos import load_image_tensors, make_batch_transform, train_image_size
 from dltl_core.images import open_rgb
 from dltl_core.separation import separation as separation_score
 from dltl_core.settings import Setting, check, seed_field, setting
@@ -634,7 +634,7 @@ def run_transfer(config: TransferConfig, *, backbone: Backbone | None = None,
 
 
 def transfer_job(config: TransferConfig, report: Callable[..., None]) -> TransferResult:
-    """One run as a job of ``dltl_core.jobs`` (its own process): ``fn(config, report)``.
+    """One run as a job of ``dltl_core.job_runner`` (its own process): ``fn(config, report)``.
 
     The process loads its own backbone (the server's shared one never leaves the
     server process); ``report`` gets each phase's counts and every finished epoch's

@@ -19,8 +19,8 @@ from dltl_core.transfer_view import FINETUNING, PHOTOS, WAYS, TransferView  # no
 from dltl_core.transfer import (DEFAULT_CAP, DEFAULT_SPECIES, FINETUNE, SPECIES_COUNT, TransferConfig, TransferResult,
                                 ensure_features, features_job, run_transfer, stage_names, transfer_job)
 from dltl_core.transfer import IMAGE_SIZES as TRANSFER_SIZES
-from dltl_core.jobs import get_runner
-from dltl_ui import jobs as jobs_ui
+from dltl_core.job_runner import get_runner
+from dltl_ui import job_panel as jobs_ui
 from dltl_ui.binder import Binder
 from dltl_ui import transfer_charts as tc
 

@@ -399,7 +399,8 @@ def test_arch_size_claim_names_the_most_and_least_work_per_parameter():
 # --- /lr: regimes, sweep and schedules ---
 
 def _lr_sweep(surface: str = "bowl", optimizer: str = "sgd"):
-    from dltl_core.descend import DescentConfig, log_grid, lr_sweep, regime_examples
+    from dltl_core.descend import DescentConfig
+    from dltl_core.lessons.learning_rate import log_grid, lr_sweep, regime_examples
     from dltl_ui.lr_view import SWEEP
 
     points = lr_sweep(DescentConfig(surface=surface, optimizer=optimizer, steps=LrView.steps), log_grid(*SWEEP))
@@ -425,7 +426,8 @@ def test_lr_regimes_and_sweep_captions_hold_at_the_defaults_and_for_momentum():
 
 def test_lr_schedule_captions_name_the_schedules_that_settled():
     from dltl_core import lr_claims
-    from dltl_core.descend import DescentConfig, compare_schedules
+    from dltl_core.descend import DescentConfig
+    from dltl_core.lessons.learning_rate import compare_schedules
     from dltl_core.optim import SCHEDULES
     from dltl_core.surfaces import create_surface
 
@@ -475,7 +477,7 @@ def test_overfit_verdict_at_the_underfit_preset():
 
 
 def test_each_network_is_corrected_by_its_own_record(tmp_path, monkeypatch):
-    from dltl_core.lessons import jobs
+    from dltl_core.lessons import lesson_jobs as jobs
 
     path = tmp_path / "calibration.json"
     monkeypatch.setattr(calibration, "_path", lambda: path)

@@ -14,7 +14,8 @@ import pytest
 
 from dltl_core.codegen import export, parse_link
 from dltl_core.codegen.lr import SWEEP, read_settings
-from dltl_core.descend import DescentConfig, compare_schedules, descend_many, log_grid, lr_sweep, regime_examples
+from dltl_core.descend import DescentConfig, descend_many
+from dltl_core.lessons.learning_rate import compare_schedules, log_grid, lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, lr_range_test
 from dltl_core.settings import settings_of
 from dltl_core.views import LrView

@@ -106,7 +106,7 @@ def _model_inputs(ck: dict[str, Any], items: list[tuple[str, int]]) -> tuple[Any
 
             return x, ok, bad, normalize_batch
         return x, ok, bad, None
-    from dltl_core.features import load_image_tensors, make_batch_transform
+    from dltl_core.photos import load_image_tensors, make_batch_transform
 
     cfg = inputs["data_config"]
     x, ok, bad = load_image_tensors([f for f, _ in items], cfg, inputs.get("image_size"))
