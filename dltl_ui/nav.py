@@ -53,7 +53,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/21_layers.py", "Layers", "🧱", "Training",
              "Fully connected vs convolutional layers h(Wx + b), filters, feature maps, nonlinearity.", "layers"),
     PageInfo("pages/22_batches.py", "Mini-batches", "📦", "Training",
-             "Batch size vs speed and generalization; gradient noise; epochs vs steps.", "batches"),
+             "Batch size vs speed and accuracy after a fixed budget of epochs; gradient noise; epochs vs steps.", "batches"),
     PageInfo("pages/23_overfit.py", "Overfitting", "📈", "Training",
              "Learning curves, under/overfitting, early stopping, dropout, weight decay, batch norm.", "overfit"),
     PageInfo("pages/30_transfer.py", "Transfer learning", "🐦", "Transfer learning",
