@@ -86,10 +86,41 @@ def data_roots(extra: Iterable[str | Path] = ()) -> list[Path]:
     return out
 
 
+def root_names(roots: Sequence[str | Path]) -> dict[str, Path]:
+    """A short public name for each root, in order: its folder's name (``cub100``), made unique
+    (``images``, ``images-2``). Pages name folders by these, never by the server's paths."""
+    names: dict[str, Path] = {}
+    for root in roots:
+        real = _real(root)
+        base = real.name or "data"
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names[name] = real
+    return names
+
+
+def shown_path(path: str | Path, roots: Sequence[str | Path] | None = None) -> str:
+    """How a page names ``path``: ``<root name>/<part inside it>`` (what ``confine`` reads back).
+
+    A path outside every root is named by its last part only: the visitor never sees a
+    server path.
+    """
+    real = _real(path)
+    names = root_names(data_roots() if roots is None else roots)
+    for name, root in sorted(names.items(), key=lambda kv: len(kv[1].parts), reverse=True):
+        if _inside(real, root):
+            rel = real.relative_to(root)
+            return name if not rel.parts else f"{name}/{rel.as_posix()}"
+    return real.name
+
+
 def confine(user_path: str | Path, roots: Sequence[str | Path] | None = None) -> Path:
     """The resolved ``user_path`` if it lies inside one of ``roots``; else ``PathRefused``.
 
-    Relative paths are taken relative to the first root. ``..`` components are refused
+    A relative path that starts with a root's public name (``root_names``: ``cub100/…``) is
+    taken inside that root; another relative path is taken relative to the first root. An
+    absolute path is accepted inside a root too (a student's own laptop). ``..`` components are refused
     outright, symlinks are resolved before the check, and paths inside the cache folder
     are accepted only through a root that itself lies inside the cache (the CUB download,
     the visitor's own upload area).
@@ -110,7 +141,8 @@ def confine(user_path: str | Path, roots: Sequence[str | Path] | None = None) ->
         raise PathRefused()
     candidate = Path(text)
     if not candidate.is_absolute():
-        candidate = resolved_roots[0] / candidate
+        named = root_names(resolved_roots).get(candidate.parts[0]) if candidate.parts else None
+        candidate = named / Path(*candidate.parts[1:]) if named is not None else resolved_roots[0] / candidate
     try:
         real = _real(candidate)
     except (OSError, ValueError, RuntimeError):  # symlink loops, odd bytes

@@ -118,13 +118,16 @@ def _skipped_note(skipped: tuple[tuple[str, str], ...]) -> None:
 
 
 def _folder() -> Path | None:
+    roots = [r for r in paths.data_roots() if r.is_dir()]  # the operator's roots, by public name only
     default = birds.default_birds_dir()
+    shown = paths.shown_path(default) if default is not None and default.is_dir() else ""
     text = st.text_input("Folder with one sub-folder per species (ImageFolder layout)",
-                         value=str(default or ""), key="tl_folder",
-                         placeholder="/path/to/birds  (Species_A/*.jpg, Species_B/*.jpg, …)")
-    roots = [r for r in paths.data_roots() if r.is_dir()]  # the operator's roots are public
-    st.caption("Data folders on this server: " + (", ".join(f"`{r}`" for r in roots) or "none") +
-               ". Running the app yourself? Set `DLTL_DATA_ROOTS` to your own folders.")
+                         value=shown, key="tl_folder",
+                         placeholder="cub100  (a data folder below, or one of its sub-folders)")
+    public = [n for n, r in paths.root_names(paths.data_roots()).items() if r in roots]
+    st.caption(("Data folders on this server: " + ", ".join(f"`{n}`" for n in public) +
+                ". Type one of them (or `name/sub-folder`)." if public else "No data folders on this server.") +
+               " Running the app yourself? Set `DLTL_DATA_ROOTS` to your own folders.")
     if not text.strip():
         return None
     try:

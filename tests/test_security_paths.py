@@ -118,3 +118,21 @@ def test_folder_box_refuses_server_paths_alike_whether_they_exist_or_not(tmp_pat
         assert not at.metric and not at.dataframe  # nothing listed, nothing trained
     assert len(set(shown.values())) == 1, "the answer must not depend on whether the path exists"
     assert "Robin" not in str([m.value for m in at.markdown])
+
+
+def test_the_page_names_folders_by_public_names_that_read_back(tmp_path):
+    """A visitor sees ``birds/Sparrow``, never ``/srv/...``; typing that name opens the same folder."""
+    from dltl_core import paths
+
+    a, b = tmp_path / "one" / "birds", tmp_path / "two" / "birds"
+    (a / "Sparrow").mkdir(parents=True)
+    b.mkdir(parents=True)
+    names = paths.root_names([a, b])
+    assert list(names) == ["birds", "birds-2"]  # unique, in order
+    assert paths.shown_path(a / "Sparrow", [a, b]) == "birds/Sparrow"
+    assert paths.shown_path(b, [a, b]) == "birds-2"
+    assert str(tmp_path) not in paths.shown_path(tmp_path / "elsewhere", [a, b])  # outside: the last part only
+    assert paths.confine("birds/Sparrow", [a, b]) == (a / "Sparrow").resolve()
+    assert paths.confine("birds-2", [a, b]) == b.resolve()
+    with pytest.raises(paths.PathRefused):
+        paths.confine("birds/../../etc", [a, b])

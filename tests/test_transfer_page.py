@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from dltl_core import paths
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -41,8 +43,11 @@ def test_default_view_trains_the_linear_head_on_the_bird_folder(at_default, bird
     at = at_default
     assert_clean(at)
     assert "Transfer learning" in at.title[0].value
-    assert at.text_input(key="tl_folder").value == str(birds_dir.resolve()) or \
-        Path(at.text_input(key="tl_folder").value).resolve() == birds_dir.resolve()
+    # The box names the folder by its public name, never the server's path, and reads it back.
+    shown = at.text_input(key="tl_folder").value
+    assert shown == birds_dir.resolve().name and str(birds_dir.resolve().parent) not in shown
+    assert paths.confine(shown) == birds_dir.resolve()
+    assert not any(str(birds_dir.resolve()) in c.value for c in at.caption)  # no server path on the page
     acc = _metrics(at)
     assert list(acc) == ["Transfer (frozen)"] and acc["Transfer (frozen)"] >= 0.9
 
@@ -182,7 +187,7 @@ def test_species_whose_photos_are_all_broken(tmp_path, monkeypatch):
     monkeypatch.setenv("DLTL_BIRDS_DIR", str(tmp_path))  # the page's default folder
     at = open_page(PAGE)
     assert_clean(at)
-    assert at.text_input(key="tl_folder").value == str(tmp_path)
+    assert at.text_input(key="tl_folder").value == tmp_path.name  # the default folder, by its public name
     assert any("could be read" in w.value for w in at.warning)
     assert not at.metric
 
