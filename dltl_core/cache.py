@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import contextlib
+import functools
 import math
 import os
 import re
@@ -34,6 +35,27 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("DLTL_CACHE_DIR") or Path.home() / ".cache" / "dltl")
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A short hash of the core's source files: part of every key of a result kept on disk.
+
+    A pickled result names its classes by module (``dltl_core.lessons.learning_rate.SweepPoint``);
+    after an upgrade that moved or changed one, an old entry would fail to load or, worse,
+    load numbers the new code no longer computes. With the version in the key, a new version
+    of the code never reads an old one's entries.
+    """
+    return tree_hash(Path(__file__).resolve().parent)
+
+
+def tree_hash(root: Path) -> str:
+    """A short hash of the ``.py`` files under ``root``: their paths and their bytes."""
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def config_key(*parts: Any) -> str:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dltl_core import lr_claims
+from dltl_core.cache import code_version
 from dltl_core.descend import Descent, DescentConfig, descend_many
 from dltl_core.lessons.learning_rate import SweepPoint, compare_schedules, log_grid, lr_sweep, regime_examples
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
@@ -27,8 +28,13 @@ SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
 
 
 @st.cache_data(max_entries=64, show_spinner="Sweeping learning rates…", persist="disk")
-def sweep(config: DescentConfig) -> tuple[list[SweepPoint], dict[str, Descent]]:
-    """Final loss for every lr on the grid, and one full run per regime."""
+def sweep(config: DescentConfig, code: str = "") -> tuple[list[SweepPoint], dict[str, Descent]]:
+    """Final loss for every lr on the grid, and one full run per regime.
+
+    ``code`` is ``dltl_core.cache.code_version()``: the result is kept on disk (Streamlit's
+    cache folder, shared by every checkout on the machine), and an entry of other code is
+    never read back.
+    """
     points = lr_sweep(config, log_grid(*SWEEP))
     examples = regime_examples(points)
     runs = descend_many([config.replace(lr=lr) for lr in examples.values()])
@@ -41,7 +47,8 @@ def schedules(config: DescentConfig, names: tuple[str, ...]) -> list[Descent]:
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the LR range test on the digits…", persist="disk")
-def range_test(config: RangeTestConfig) -> RangeTestResult:
+def range_test(config: RangeTestConfig, code: str = "") -> RangeTestResult:
+    """The range test (kept on disk, keyed by ``code`` as ``sweep`` is)."""
     return lr_range_test(config)
 
 
@@ -67,7 +74,7 @@ def regimes_section(base: DescentConfig) -> None:
         if st.session_state["lr_steps"] == 0:
             st.info("Zero steps: nothing moves. Choose at least ten steps to compare learning rates.", icon="ℹ️")
         else:
-            points, examples = sweep(base)
+            points, examples = sweep(base, code_version())
             with main_chart():
                 cols = st.columns(max(1, len(examples)))
             for col, (regime, run) in zip(cols, examples.items()):
@@ -149,7 +156,7 @@ def range_test_section(lrb: Binder) -> None:
     lrb.sync(["rt_opt", "bs"])
     with guard("the LR range test"):
         rcfg = RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"]))
-        result = range_test(rcfg)
+        result = range_test(rcfg, code_version())
         df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
         show_chart(lambda: gc.range_test_chart(df, result.suggested), key=("lr_range", repr(rcfg)),
                    caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "

@@ -174,3 +174,21 @@ def test_charts_are_valid_vega_lite():
         for chart in built:
             spec = chart.to_dict(validate=True)  # FastLayerChart only changes the default
             assert spec.get("layer") or spec.get("mark")
+
+
+def test_results_kept_on_disk_are_keyed_by_the_code(tmp_path):
+    """/lr keeps its sweep on disk (Streamlit's cache folder outlives an upgrade): the key holds
+    the core's code version, so a moved class (``SweepPoint``) never meets an old pickle."""
+    import inspect
+
+    from dltl_core.cache import code_version, tree_hash
+    from dltl_ui import lr_view
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    before = tree_hash(tmp_path)
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert tree_hash(tmp_path) != before  # any edit of the code gives another version
+    assert len(code_version()) == 12
+    source = inspect.getsource(lr_view)
+    assert "sweep(base, code_version())" in source and "range_test(rcfg, code_version())" in source
