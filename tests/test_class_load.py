@@ -33,7 +33,10 @@ def _open_at_once(base: str, path: str, query: str, n: int) -> list[stclient.Res
 def test_the_same_overfit_link_opened_by_many_tabs_trains_once(tmp_path):
     with streamlit_server(env={"DLTL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}) as base:
         stclient.connect(base, "/overfit", "", timeout=300).close()  # imports and the default run done
-        results = _open_at_once(base, "/overfit", "seed=4242", 4)
+        # 500 epochs: a few seconds of training (still no click needed), so the other tabs arrive
+        # while it runs and wait; with the default 150 epochs a quiet machine finished it before
+        # the others asked, and no tab had to wait (the test failed 2 runs in 4).
+        results = _open_at_once(base, "/overfit", "seed=4242&epochs=500", 4)
     assert all(r is not None and not r.exception for r in results), [r and r.exceptions for r in results]
     # Only a tab that trains draws the live progress bar; the others wait for its result.
     trained = [r for r in results if r.kinds.get("progress")]
