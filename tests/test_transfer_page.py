@@ -273,15 +273,10 @@ def test_fine_tune_settings_come_from_the_link_and_classroom_folds_the_controls(
     from dltl_core.settings import settings_of
     from dltl_core.transfer import TransferConfig
 
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(PAGE)
     link = {"k": "3", "epochs": "5", "size": "128", "ft_way": "full", "unfreeze": "3", "factor": "0.1",
             "lr": "0.001"}
-    at.query_params.update(link)
-    at.session_state["classroom"] = True  # as the sidebar toggle sets it
-    at.run()
-    _ok(at)
+    at = open_page(PAGE, query=link, state={"classroom": True})  # as the sidebar toggle sets it
+    assert_clean(at)
     assert at.slider(key="tl_epochs").value == 5 and at.select_slider(key="tl_size").value == 128
     assert at.radio(key="tl_ft_way").value == "full" and at.select_slider(key="tl_unfreeze").value == 3
     assert at.select_slider(key="tl_factor").value == 0.1 and at.select_slider(key="tl_lr").value == 0.001
@@ -290,11 +285,7 @@ def test_fine_tune_settings_come_from_the_link_and_classroom_folds_the_controls(
     assert {k: params.get(k) for k in link} == link
     folded = [e for e in at.expander if e.label == "⚙️ Settings"]
     assert folded and folded[0].slider(key="tl_k").value == 3
-    at2 = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at2.run()
-    at2.switch_page(PAGE)
-    at2.query_params["epochs"] = "999"  # past the page's range: clamped to the declared end, one warning
-    at2.run()
-    _ok(at2)
+    at2 = open_page(PAGE, query={"epochs": "999"})  # past the page's range: clamped to the declared end
+    assert_clean(at2)
     top = settings_of(TransferConfig)["epochs"].widget_range[1]
     assert at2.slider(key="tl_epochs").value == top and any("epochs=999" in w.value for w in at2.warning)
