@@ -55,15 +55,19 @@ def summary(results: dict[str, TransferResult], stopped: dict[str, list[dict]]) 
         st.caption("Only the frozen-backbone mode has run. Fine-tune or train from scratch above to compare.")
 
 
-def curves_tab(results: dict[str, TransferResult], stopped: dict[str, list[dict]]) -> None:
-    """Accuracy per epoch and against time (stopped runs included), and the summary bars."""
+def curves_tab(results: dict[str, TransferResult], stopped: dict[str, list[dict]], *, top: Any | None = None) -> None:
+    """Accuracy per epoch and against time (stopped runs included), and the summary bars.
+
+    With ``top`` (classroom mode) the two curves are drawn there, the page's main chart, and
+    the tab keeps the bars."""
     histories = {m: r.history for m, r in results.items()} | stopped
     df = tc.curves_frame(histories)
-    left, right = st.columns(2)
-    with left:
-        ui.show_chart(tc.curves_by_epoch(df), caption=tc.epoch_story(results))
-    with right:
-        ui.show_chart(tc.curves_by_time(df), caption=tc.time_story(results))
+    with top if top is not None else st.container(), ui.main_chart():
+        left, right = st.columns(2)
+        with left:
+            ui.show_chart(tc.curves_by_epoch(df), caption=tc.epoch_story(results))
+        with right:
+            ui.show_chart(tc.curves_by_time(df), caption=tc.time_story(results))
     rows = pd.DataFrame([{"mode": tc.MODE_LABELS[m], "accuracy": r.val_accuracy,
                           "label": f"{r.val_accuracy:.0%} · {r.seconds if m != 'linear' else r.train_seconds:.1f} s"}
                          for m, r in results.items()])
@@ -185,11 +189,12 @@ def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
 
 
 def result_tabs(results: dict[str, TransferResult], stopped: dict[str, list[dict]], backbone: Backbone,
-                method: str) -> None:
-    """The five result tabs, each behind the page's error boundary."""
+                method: str, *, top: Any | None = None) -> None:
+    """The five result tabs, each behind the page's error boundary; ``top``: where the learning
+    curves go instead of their tab (classroom mode)."""
     tabs = st.tabs(["Learning curves", "Confusion & per species", "Mistakes", "Feature map", "Predict"])
     with tabs[0], ui.guard("the learning curves"):
-        curves_tab(results, stopped)
+        curves_tab(results, stopped, top=top)
     with tabs[1], ui.guard("the confusion matrix"):
         confusion_tab(results)
     with tabs[2], ui.guard("the mistakes gallery"):

@@ -28,6 +28,9 @@ ui.explain(
     "frozen and are computed once; the whole network can train end to end, slowly); **from scratch** "
     "trains the same architecture from random weights."
 )
+# Classroom mode: the learning curves go to the top of the page, so the projector shows them
+# whole; the data source, settings and summary follow below.
+top = st.container() if ui.is_classroom() else None
 url = ui.UrlState()
 view = tt.view_binder(url)  # the page's settings: URL -> session state, once
 SOURCES = ("Folder", "Download CUB-200-2011", "Upload a zip")
@@ -139,7 +142,7 @@ with ui.guard("fine-tuning and from scratch"):
 tv.summary(results, stopped)
 with ui.guard("the model download"):
     tv.download_model(results, {"linear": lin_cfg, **cfgs}, backbone)
-tv.result_tabs(results, stopped, backbone, fmap_method)
+tv.result_tabs(results, stopped, backbone, fmap_method, top=top)
 with ui.guard("the measured regimes"):
     regime.section()  # when fine-tuning pays: the shipped measurement, its caption computed from it
 

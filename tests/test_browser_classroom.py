@@ -14,7 +14,7 @@ import pytest
 from tests.browser import chromium_page, error_texts, streamlit_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-PAGES = ["gd", "lr", "loss", "layers", "batches", "overfit", "arch", "results"]
+PAGES = ["gd", "lr", "loss", "layers", "batches", "overfit", "transfer", "arch", "results"]
 MAIN = ".st-key-dltl_main_chart"
 
 
