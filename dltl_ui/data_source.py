@@ -179,9 +179,11 @@ def _upload() -> Path | None:
         return None
     done = st.session_state.get("_dltl_upload_done") or {}
     if file.file_id not in done or not Path(done[file.file_id][0]).is_dir():
+        alive = session_alive()  # a closed tab stops the unpack between two photos
         try:
             unpacked = up.unpack_species_zip(file.getvalue(), dest_root=upload_area(), max_bytes=limit,
-                                             quota=quota, total_quota=up.total_quota())
+                                             quota=quota, total_quota=up.total_quota(),
+                                             should_stop=None if alive is None else (lambda: not alive()))
         except ValueError as err:
             st.warning(f"That zip cannot be used: {err}")
             return None

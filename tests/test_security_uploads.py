@@ -83,6 +83,27 @@ def test_session_quota_and_lying_sizes(tmp_path, birds_dir):
     assert dict(out.skipped)["A/1.jpg"].startswith("damaged in the zip")
 
 
+def test_an_unpack_stops_when_the_visitors_tab_closes(tmp_path, birds_dir):
+    """The check runs between photos: a tab closed mid-unpack ends it, and nothing is kept."""
+    from dltl_core.birds import upload
+
+    blob = photo_zip(birds_dir, species=2, per=4)
+    asked = []
+
+    def closed_after_three() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    area = tmp_path / "area"
+    with pytest.raises(ValueError, match="stopped after 3 of 8 images"):
+        upload.unpack_species_zip(blob, dest_root=area, should_stop=closed_after_three)
+    assert upload.area_bytes(area) == 0 and not [p for p in area.rglob("*") if p.is_file()]
+    # An open tab unpacks all of it, asked once per photo.
+    asked.clear()
+    out = upload.unpack_species_zip(blob, dest_root=area, should_stop=lambda: bool(asked.append(1)))
+    assert len(asked) == 8 and sum(1 for p in out.root.rglob("*") if p.is_file()) == 8
+
+
 def test_concurrent_same_zip_uploads_all_succeed(tmp_path, birds_dir, monkeypatch):
     """Finding: "the same zip uploaded by 3 browsers at once: 2 of the 3 got OSError"."""
     from dltl_core.birds import upload

@@ -235,15 +235,19 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path) -> str |
     return None
 
 
-def _extract(zf: zipfile.ZipFile, members: list, tmp: Path, skipped: list[tuple[str, str]]) -> int:
+def _extract(zf: zipfile.ZipFile, members: list, tmp: Path, skipped: list[tuple[str, str]],
+             should_stop: Callable[[], bool] | None = None) -> int:
     """Copy members into ``tmp``; damaged, unwritable or non-image ones are skipped. Returns the count written.
 
     Raises:
-        ValueError: the disk is full (nothing of this upload is kept).
+        ValueError: the disk is full, or ``should_stop()`` turned true (the visitor's tab closed)
+            between two members (nothing of this upload is kept).
     """
     base = tmp.resolve()
     written = 0
     for info, parts in members:
+        if should_stop is not None and should_stop():
+            raise ValueError(f"unpacking stopped after {written:,} of {len(members):,} images")
         out = base / Path(*parts)
         try:
             out = out.resolve()  # may itself fail on a name too long for the disk
@@ -294,7 +298,8 @@ def _place(tmp: Path, target: Path) -> None:
 def unpack_species_zip(data: bytes | BinaryIO | str | Path, *, dest_root: Path | None = None,
                        max_bytes: int = MAX_ZIP_BYTES, max_files: int = MAX_FILES,
                        max_unpacked: int = MAX_UNPACKED_BYTES, max_ratio: float = MAX_RATIO,
-                       quota: int | None = None, total_quota: int | None = None) -> UnpackedZip:
+                       quota: int | None = None, total_quota: int | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> UnpackedZip:
     """Unpack a zip of species folders into ``dest_root/<hash of the zip>``; return it.
 
     A single top folder wrapping the species folders (``birds/Species/x.jpg``) is
@@ -310,10 +315,12 @@ def unpack_species_zip(data: bytes | BinaryIO | str | Path, *, dest_root: Path |
         quota: bytes the whole of ``dest_root`` may hold after this upload (None: no quota).
         total_quota: bytes all areas beside ``dest_root`` (its parent folder, i.e. every
             session's uploads) may hold together after this upload (None: no cap).
+        should_stop: asked before each member (e.g. "has the visitor's tab closed?"); when
+            it returns True the unpack ends and nothing is kept.
 
     Raises:
         ValueError: not a zip, too large, too many entries, a zip bomb, over a quota,
-            the disk full, or no usable images. Nothing is kept in these cases.
+            the disk full, no usable images, or stopped. Nothing is kept in these cases.
     """
     blob = _read_blob(data, max_bytes)
     entries = directory_entries(blob)
@@ -343,7 +350,7 @@ def unpack_species_zip(data: bytes | BinaryIO | str | Path, *, dest_root: Path |
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=base, prefix=".unzip-"))
         try:
-            if not _extract(zf, members, tmp, skipped):
+            if not _extract(zf, members, tmp, skipped, should_stop):
                 first = next((f"{name}: {why.removesuffix(', skipped')}" for name, why in skipped), "")
                 raise ValueError(f"none of the zip's {len(members):,} images can be used ({first[:300]})")
             _place(tmp, target)
