@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
@@ -184,6 +186,38 @@ def descend_many(configs: Iterable[DescentConfig]) -> list[Descent]:
         for i, result in zip(idx, _lockstep([configs[i] for i in idx])):
             out[i] = result
     return out  # type: ignore[return-value]
+
+
+SHARED_MAX = 512  # descents kept per process (~10-50 KB each): a class's worth of settings
+_shared: OrderedDict[DescentConfig, Descent] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def descend_shared(configs: Iterable[DescentConfig]) -> list[Descent]:
+    """``descend_many``, each descent computed once per process and shared, read-only.
+
+    A page rerun that changes one optimizer's learning rate then computes that one descent,
+    not all four (a batch's results equal each config run alone, so splitting it changes
+    nothing), and thirty visitors on one link share one computation. The arrays are made
+    read-only: a caller cannot change what another visitor sees.
+    """
+    configs = list(configs)
+    with _shared_lock:
+        found = {c: _shared[c] for c in configs if c in _shared}
+        for c in found:
+            _shared.move_to_end(c)
+    missing = list(dict.fromkeys(c for c in configs if c not in found))
+    if missing:
+        for c, run in zip(missing, descend_many(missing)):
+            for arr in (run.trajectory, run.loss, run.lr):
+                arr.setflags(write=False)
+            found[c] = run
+        with _shared_lock:
+            for c in missing:
+                _shared[c] = found[c]
+            while len(_shared) > SHARED_MAX:
+                _shared.popitem(last=False)
+    return [found[c] for c in configs]
 
 
 def _lockstep(configs: Sequence[DescentConfig]) -> list[Descent]:

@@ -21,6 +21,12 @@ def _texts(page: str, params: tuple[tuple[str, str], ...]) -> tuple[str, str]:
     return script.source(), script.notebook_text()
 
 
+@st.cache_data(max_entries=128, show_spinner=False)
+def _source(page: str, params: tuple[tuple[str, str], ...]) -> str:
+    """The script alone: the notebook (nbformat, ~5x the cost) is written only when downloaded."""
+    return export(page, dict(params)).source()
+
+
 def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: bool = False) -> None:
     """Draw the panel: the script, a ``.py`` and an ``.ipynb`` download.
 
@@ -35,7 +41,8 @@ def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: 
         except Exception:  # a malformed query string: export the defaults
             params = {}
     try:
-        source, notebook = _texts(page, tuple(sorted((str(k), str(v)) for k, v in params.items())))
+        key = tuple(sorted((str(k), str(v)) for k, v in params.items()))
+        source = _source(page, key)
     except ValueError as err:  # settings no script can be written for: say so, keep the page
         st.info(f"No PyTorch code for these settings: {err}")
         return
@@ -46,7 +53,7 @@ def code_panel(page: str, params: Mapping[str, str] | None = None, *, expanded: 
         stem = "dltl_" + page.replace("-", "_")  # as Script.stem: the header's "Run: python <stem>.py"
         left.download_button("Download .py", source, file_name=f"{stem}.py",
                              mime="text/x-python", key=f"code_py_{page}", width="stretch")
-        right.download_button("Download notebook (.ipynb)", notebook,
+        right.download_button("Download notebook (.ipynb)", lambda: _texts(page, key)[1],  # on the click
                               file_name=f"{stem}.ipynb", mime="application/x-ipynb+json",
                               key=f"code_nb_{page}", width="stretch")
         st.code(source, language="python", line_numbers=False)

@@ -64,11 +64,12 @@ def loss_chart(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = N
 
 def show_loss(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = None, height: int | None = None,
               colors: Sequence[str] | None = None) -> None:
-    """Draw ``loss_chart``, compiled once per (labels, colours, size): a rerun converts only the data."""
+    """Draw ``loss_chart``, compiled once per (number of runs, colours, size): a rerun converts
+    only the data and puts the labels in place."""
     frames = loss_frames(paths, at)
-    shape = ("loss", tuple(labels), tuple(colors or ()), height, tuple(frames))
-    show_template(shape, lambda: loss_layers(lambda name: alt.NamedData(name=name), list(frames), labels,
-                                             height=height, colors=colors), frames)
+    shape = ("loss", tuple(colors or ()), height, tuple(frames))
+    show_template(shape, lambda texts: loss_layers(lambda name: alt.NamedData(name=name), list(frames), texts,
+                                                   height=height, colors=colors), frames, texts=list(labels))
 
 
 def sweep_chart(sweep: pd.DataFrame, *, height: int | None = None, marked: Sequence[float] = ()) -> alt.LayerChart:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import dltl_ui as ui
-from dltl_core.descend import Descent, DescentConfig, descend_many
+from dltl_core.descend import Descent, descend_shared
 from dltl_ui import gd_view as gv
 from dltl_ui.code_panel import code_panel
 from dltl_ui.gd_state import SLOTS, binders, init_from_url
@@ -21,12 +21,6 @@ component of the step by a running size of its gradient, so steep and flat direc
 similar speeds. Every optimizer here is PyTorch's own `torch.optim` class.
 """
 )
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def run_descents(configs: tuple[DescentConfig, ...]) -> list[Descent]:
-    """All slots' descents, in lock-step (cached by config: scrubbing is instant)."""
-    return descend_many(configs)
-
 
 url = ui.UrlState()
 view, slot_binders = binders(url)
@@ -46,8 +40,8 @@ for p in problems:
     st.warning(p, icon="⚠️")
 
 steps = int(st.session_state["steps"])
-with ui.guard("the descent"):
-    runs: list[Descent] = run_descents(tuple(c for _, _, c in configs)) if configs and steps > 0 else []
+with ui.guard("the descent"):  # each slot's descent computed once per process (scrubbing: no work)
+    runs: list[Descent] = descend_shared(c for _, _, c in configs) if configs and steps > 0 else []
     if steps == 0:
         st.info("Zero steps: nothing moves. Choose at least one step to watch the descent.", icon="ℹ️")
     elif not configs:

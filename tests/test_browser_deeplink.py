@@ -3,9 +3,13 @@
 The first request a new server sees is ``/gd?lr=0.42``: the gradient-descent page must
 open (not the home page, not "page not found"), with 0.42 in its learning-rate box, the
 sidebar menu grouped by section (``st.navigation`` from ``dltl_ui.nav``), and no error box.
+The "PyTorch code" panel's two downloads carry that link's settings (the notebook is written
+only on its click).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +42,16 @@ def test_fresh_server_answers_the_gd_deep_link():
             for info in pages:
                 assert info.title in text, info.title
         assert not error_texts(page), error_texts(page)
+
+        page.get_by_text("PyTorch code: reproduce this chart").first.click()
+        for label, suffix in (("Download .py", ".py"), ("Download notebook (.ipynb)", ".ipynb")):
+            with page.expect_download(timeout=60_000) as info:
+                page.get_by_role("button", name=label).first.click()
+            download = info.value
+            assert download.suggested_filename == f"dltl_gd{suffix}"
+            text = Path(download.path()).read_text()
+            assert "lr=0.42" in text, label  # the header names the link's settings
+            if suffix == ".ipynb":
+                import nbformat
+
+                nbformat.validate(nbformat.reads(text, as_version=4))

@@ -82,6 +82,25 @@ def test_lockstep_runs_equal_single_runs():
         assert run.diverged_at == alone.diverged_at
 
 
+def test_shared_descents_compute_only_what_changed_and_cannot_be_altered(monkeypatch):
+    import dltl_core.descend as D
+
+    monkeypatch.setattr(D, "_shared", D.OrderedDict())
+    computed = []
+    real = D.descend_many
+    monkeypatch.setattr(D, "descend_many", lambda cs: computed.append(list(cs)) or real(cs))
+    configs = [DescentConfig(optimizer=o, lr=lr, steps=120) for o, lr in [("sgd", 1e-3), ("adam", 0.05)]]
+    first = D.descend_shared(configs)
+    moved = [configs[0].replace(lr=2e-3), configs[1]]  # one optimizer's learning rate moved
+    second = D.descend_shared(moved)
+    assert computed == [configs, [moved[0]]]  # the unchanged descent was not run again
+    assert second[1] is first[1]
+    for run, config in zip(second, moved):
+        np.testing.assert_array_equal(run.trajectory, descend(config).trajectory)
+    with pytest.raises(ValueError):
+        second[1].trajectory[0, 0] = 99.0  # shared between visitors: read-only
+
+
 def test_gradient_noise_is_seeded_and_added_to_the_gradient():
     config = DescentConfig(surface="saddle", optimizer="sgd", lr=0.05, steps=60, noise=0.3, seed=7)
     noise = torch.randn(60, 2, generator=torch.Generator().manual_seed(7)) * 0.3

@@ -21,7 +21,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import altair as alt
 import pandas as pd
@@ -100,20 +100,47 @@ def show_cached(key: Hashable, build: Callable[[], alt.TopLevelMixin]) -> None:
     _show(*value)
 
 
-def show_template(key: Hashable, build: Callable[[], alt.TopLevelMixin], data: Mapping[str, pd.DataFrame]) -> None:
+def _stand_in(i: int) -> str:
+    return f"@@dltl-text-{i}@@"  # ASCII: json.dumps leaves it as it is
+
+
+def show_template(key: Hashable, build: Callable[..., alt.TopLevelMixin], data: Mapping[str, pd.DataFrame],
+                  texts: Sequence[str] | None = None) -> None:
     """Draw the chart ``build()`` (layers on ``alt.NamedData(name)``) filled with ``data``.
 
     Args:
-        key: names the chart's shape (everything but ``data``): labels, colours, sizes.
-        build: makes the chart; called once per key and theme.
+        key: names the chart's shape (everything but ``data`` and ``texts``): colours, sizes.
+        build: makes the chart; called once per key and theme (with ``texts``: called with
+            stand-ins for them, ``build(stand_ins)``).
         data: the frame of each named dataset, converted on every call.
+        texts: strings the spec holds that change more often than its shape (the legend's
+            run labels "SGD, η = 0.0013": a new learning rate is a new label, not a new
+            chart); each is put in place of its stand-in on every call. A stand-in that is
+            only part of a longer string cannot be replaced: that chart is compiled with
+            the texts themselves.
     """
-    k = _theme_key(("template", key))
-    value = _recall(k)
-    if value is None:
-        value = compile_chart(build())
-        _remember(k, value)
-    text, fixed = value
+    if texts is None:
+        k = _theme_key(("template", key))
+        value = _recall(k)
+        if value is None:
+            value = compile_chart(build())
+            _remember(k, value)
+        text, fixed = value
+    else:
+        texts = list(texts)
+        k = _theme_key(("template", key, len(texts)))
+        value = _recall(k)
+        if value is None:
+            value = compile_chart(build([_stand_in(i) for i in range(len(texts))]))
+            _remember(k, value)
+        text, fixed = value
+        for i, t in enumerate(texts):
+            text = text.replace(json.dumps(_stand_in(i)), json.dumps(t))
+        if "@@dltl-text-" in text:  # a stand-in inside a longer string: compile with the texts
+            k = _theme_key(("template", key, tuple(texts)))
+            value = _recall(k) or compile_chart(build(texts))
+            _remember(k, value)
+            text, fixed = value
     _show(text, {**fixed, **{name: (df if isinstance(df, bytes) else arrow(df)) for name, df in data.items()}})
 
 

@@ -285,19 +285,21 @@ def show_contour(surface: Surface, runs: Sequence, labels: Sequence[str], colors
                  height: int | None = None, title: str | None = None, legend: bool = True) -> None:
     """Draw ``contour_view``'s map, built once per shape: each rerun only converts the paths.
 
-    The layers are compiled to Vega-Lite once per (surface, labels, colours, size, notes
-    shown) and theme (``charts.compiled.show_template``); scrubbing or a new learning rate
+    The layers are compiled to Vega-Lite once per (surface, number of runs, colours, size,
+    notes shown) and theme (``charts.compiled.show_template``); scrubbing or a new learning rate
     then costs a few small Arrow conversions, not an Altair build.
     """
     grid, paths, color_title = _prepare(surface, runs, labels, condition, n, start)
     xlim, ylim = surface.xlim, surface.ylim
     frames = contour_frames(grid, paths, xlim=xlim, ylim=ylim, minima=surface.minima, at=at, notes=notes)
     labels, colors = list(labels or ["start"]), list(colors or ["#000"])
-    shape = (surface.name, float(condition), n, tuple(labels), tuple(colors), height, title, legend,
+    # The labels are not part of the shape: a new learning rate changes a legend label, and
+    # show_template puts the labels into the compiled spec instead of compiling it again.
+    shape = (surface.name, float(condition), n, tuple(colors), height, title, legend,
              tuple(name for name in frames if name.startswith("note_")), color_title)
-    show_template(("contour", shape), lambda: _svg(contour_layers(
-        lambda name: alt.NamedData(name=name), list(frames), grid, labels, xlim=xlim, ylim=ylim,
-        color_title=color_title, height=height, colors=colors, title=title, legend=legend)), frames)
+    show_template(("contour", shape), lambda texts: _svg(contour_layers(
+        lambda name: alt.NamedData(name=name), list(frames), grid, texts, xlim=xlim, ylim=ylim,
+        color_title=color_title, height=height, colors=colors, title=title, legend=legend)), frames, texts=labels)
 
 
 __all__ = ["BANDS", "FastLayerChart", "Grid", "color_value", "contour_chart", "contour_frames", "contour_layers",
