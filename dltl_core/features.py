@@ -36,7 +36,6 @@ from dltl_core.device import DevicePolicy, get_policy
 from dltl_core.photos import (ProgressFn, decode_workers, device_normalize, file_fingerprint, photo_batches,
                               split_transform)
 from dltl_core.progress import eta_text
-# Moved to dltl_core.photos; still importable from here for code written before the move.
 
 _FEATURES_VERSION = 1
 _ACTIVATIONS_VERSION = 1
@@ -97,7 +96,6 @@ def feature_cache_key(backbone: Backbone, files: Sequence[str]) -> str:
 def pooled_features(model: nn.Module, x: Tensor) -> Tensor:
     """timm's pooled, pre-classifier features: (B, 3, H, W) -> (B, D)."""
     return model.forward_head(model.forward_features(x), pre_logits=True)
-
 
 
 # --------------------------------------------------------------------------- one cached pass

@@ -135,7 +135,7 @@ def _load(source: str) -> tuple[dict, list[dict]]:
 def _read(kind: str, where: str) -> tuple[dict, list[dict]]:
     # Keyed by the resolved file or URL, so a changed configuration is never served stale.
     if kind == "study":
-        from dltl_core import search as S  # optuna: imported only when a study is shown
+        from dltl_core import studies as S  # optuna: imported only when a study is shown
 
         return {"storage": "operator-configured"}, S.study_records(where)
     res = R.load_results(where)

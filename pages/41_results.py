@@ -133,7 +133,7 @@ with ui.guard("the learning curves"):
 
 hist_records = [r for r in records if r.get("arch") in pick_arch]
 if any(r.get("kind") == "trial" for r in hist_records):
-    from dltl_core import search as SR  # optuna: only for pages that show a search
+    from dltl_core import studies as SR  # optuna: only for pages that show a search
 
     hist = SR.search_history(hist_records)
     st.subheader("Hyperparameter search")

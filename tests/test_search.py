@@ -15,8 +15,8 @@ import pytest
 from dltl_core.archs import create_arch
 from dltl_core.profile import count_params
 from dltl_core.runs import RunRecord, append_runs, load_results, pareto_front, runs_table
-from dltl_core.search import (DataSpec, SearchConfig, SearchSpace, load_data, make_storage,
-                              param_importances, run_search, search_history, study_records)
+from dltl_core.search import DataSpec, SearchConfig, SearchSpace, load_data, run_search
+from dltl_core.studies import make_storage, param_importances, search_history, study_records
 from dltl_core.device import get_policy
 from tests.pg import find_bindir, open_at_barrier, postgres_server
 

