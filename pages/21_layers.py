@@ -11,7 +11,7 @@ from dltl_core import calibration
 from dltl_core.lessons.layers import LINEAR_WEIGHT_DECAY, LayersResult, compare_layers, depth_claims, param_table
 from dltl_core.lessons import lesson_jobs as lj
 from dltl_ui import job_panel as jobs_ui
-from dltl_ui import train_charts as tc
+from dltl_ui import live_run as tc
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.charts.palette import KIND_COLORS

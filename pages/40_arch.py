@@ -8,9 +8,9 @@ from dltl_core import arch_claims
 from dltl_core import budget as mem
 from dltl_core import needs, profile
 from dltl_core.lessons import lesson_jobs as lj
-from dltl_ui import arch_charts as charts
+from dltl_ui.arch import charts as charts
 from dltl_ui import job_panel as jobs_ui
-from dltl_ui import results_view as rv
+from dltl_ui.results import view as rv
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.views import ArchView

@@ -12,7 +12,7 @@ from dltl_core.descend import DescentConfig, descend_many
 from dltl_core.lessons.learning_rate import log_grid, lr_sweep
 from dltl_core.lr_range import RangeTestConfig, lr_range_test
 from dltl_core.surfaces import create_surface
-from dltl_ui import gd_charts as gc
+from dltl_ui.gd import charts as gc
 from tests.conftest import open_page
 
 GD, LR = "pages/10_gd.py", "pages/11_lr.py"
@@ -182,7 +182,7 @@ def test_results_kept_on_disk_are_keyed_by_the_code(tmp_path):
     import inspect
 
     from dltl_core.cache import code_version, tree_hash
-    from dltl_ui import lr_view
+    from dltl_ui.lr import view as lr_view
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")

@@ -17,7 +17,7 @@ from dltl_core.lessons.learning_rate import SweepPoint, compare_schedules, log_g
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import Surface, create_surface
-from dltl_ui import gd_charts as gc
+from dltl_ui.gd import charts as gc
 from dltl_ui.binder import Binder
 from dltl_ui.charts.contour import contour_view
 from dltl_ui.charts.palette import SCHED_COLORS

@@ -14,7 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from dltl_ui.charts.contour import (BANDS, FastLayerChart, _domain, _layer, color_value, contour_chart, paths_frame,
+from dltl_ui.charts.contour import (BANDS, FastLayerChart, run_scale, fast_layer, color_value, contour_chart, paths_frame,
                                     start_frame, surface_frame)
 from dltl_ui.charts.compiled import show_template
 from dltl_ui.charts.palette import COLORS, REGIME_COLORS
@@ -38,7 +38,7 @@ def loss_layers(source: Callable[[str], Any], names: Sequence[str], labels: Sequ
                 y_title: str = "f − f*  (log scale)") -> alt.LayerChart:
     """The loss chart's layers, each drawing ``source(name)`` (a frame or ``alt.NamedData``)."""
     h = height or chart_height(480)
-    scale = _domain(labels, colors)
+    scale = run_scale(labels, colors)
     y = alt.Y("gap:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Scale())
     layers = [alt.Chart(source("paths")).mark_line(strokeWidth=3).encode(
         x=alt.X("step:Q", title="step"), y=y,
@@ -50,7 +50,7 @@ def loss_layers(source: Callable[[str], Any], names: Sequence[str], labels: Sequ
     if "here" in names:
         layers.append(alt.Chart(source("here")).mark_point(filled=True, size=160, opacity=1).encode(
             x=alt.X("step:Q"), y=y, color=alt.Color("run:N", scale=scale, legend=None)))
-    return _layer(*layers, height=h)
+    return fast_layer(*layers, height=h)
 
 
 def loss_chart(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = None, log: bool = True,
@@ -105,7 +105,7 @@ def sweep_chart(sweep: pd.DataFrame, *, height: int | None = None, marked: Seque
         layers.append(alt.Chart(pd.DataFrame({"lr": [float(div["lr"].min())], "plot_gap": [ceiling]}))
                       .mark_text(text="diverged", dy=-16, fontSize=16, color=REGIME_COLORS["divergent"], align="left")
                       .encode(x=x, y=y))
-    return _layer(*layers, height=h)
+    return fast_layer(*layers, height=h)
 
 
 def lr_chart(curves: pd.DataFrame, labels: Sequence[str], *, height: int | None = None,
@@ -114,7 +114,7 @@ def lr_chart(curves: pd.DataFrame, labels: Sequence[str], *, height: int | None 
     h = height or chart_height(320)
     return alt.Chart(curves).mark_line(strokeWidth=3).encode(
         x=alt.X("step:Q", title="step"), y=alt.Y("lr:Q", title="learning rate η"),
-        color=alt.Color("run:N", scale=_domain(labels, colors), legend=alt.Legend(title=None, orient="bottom",
+        color=alt.Color("run:N", scale=run_scale(labels, colors), legend=alt.Legend(title=None, orient="bottom",
                                                                                  columns=2, labelLimit=400)),
         tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", format=".3g")],
     ).properties(height=h)
@@ -137,4 +137,4 @@ def range_test_chart(df: pd.DataFrame, suggested: float | None, *, height: int |
         layers.append(alt.Chart(mark).mark_rule(color=REGIME_COLORS["good"], strokeWidth=3).encode(x=x))
         layers.append(alt.Chart(mark).mark_text(align="right", dx=-10, dy=-8, fontSize=18, fontWeight="bold",
                                                 color=REGIME_COLORS["good"]).encode(x=x, y=alt.value(20), text=alt.Text("text:N")))
-    return _layer(*layers, height=h)
+    return fast_layer(*layers, height=h)

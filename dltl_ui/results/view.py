@@ -1,47 +1,31 @@
-"""What the Results page reads and shows: its sources, its view settings, provenance and downloads.
+"""What the Results page shows beside its charts: provenance, downloads, the recipe and talk panels.
 
-Visitors never type a path or a storage URL (a public server must not open files or
-databases a visitor names): the page offers the shipped study files and what the
-operator configured (``DLTL_RESULTS`` files, the ``DLTL_STORAGE`` Optuna study; see
-``dltl_core.paths.operator_storage``). When a source cannot be read, the visitor sees one
-message that names neither a server path nor a storage URL; the detail goes to the log.
-The tables, findings and charts themselves live in ``dltl_core.report`` (no Streamlit), so
-the slide deck shows what the page shows.
+Its settings (``ResultsView``) and sources (``sources``, ``load``: shipped studies and what the
+operator configured, never a path a visitor types) are declared in ``dltl_core.results_view``
+(no Streamlit), so the code export reads a link with the same class; they are re-exported here,
+and this module hands the core ``st.secrets`` and a cached reader. The tables, findings and
+charts themselves live in ``dltl_core.report`` (no Streamlit), so the slide deck shows what the
+page shows.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dltl_core import runs as R
-from dltl_core.archs import ARCHS
-from dltl_core.paths import operator_storage
+from dltl_core import results_view as core
 from dltl_core.recipes import RECIPES
 from dltl_core.report import charts as C
 from dltl_core.report.study import Provenance, arch_label
-from dltl_core.settings import check, setting
+from dltl_core.results_view import (ASSETS, SCORES, SHIPPED, TIMES, ResultsUnavailable, ResultsView,  # noqa: F401
+                                    load, sources)
 from dltl_ui.layout import is_classroom
 
 log = logging.getLogger("dltl")
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SHIPPED = {"gpu": ASSETS / "results_gpu.json", "cpu": ASSETS / "results_cpu.json"}
-SCORES = {"val_acc": "validation", "test_acc": "test (official test set)",
-          "test_acc_tta": "test, flip TTA"}
-TIMES = {"auto": "auto (CPU s on a shared or CPU machine)", "cpu_seconds": "CPU seconds",
-         "wall_seconds": "wall seconds"}
-
-
-class ResultsUnavailable(Exception):
-    """A source that cannot be read; ``str()`` is safe to show a visitor (no path, no URL)."""
 
 
 def _secrets() -> dict | None:
@@ -51,95 +35,13 @@ def _secrets() -> dict | None:
         return None
 
 
-def sources() -> dict[str, str]:
-    """Source key -> what it is: shipped studies first, then the operator's files and study."""
-    out = {k: f"shipped {k.upper()} study ({p.name})" for k, p in SHIPPED.items() if p.is_file()}
-    op = operator_storage(_secrets())
-    for i, path in enumerate(op.results):
-        out[f"file{i + 1}"] = f"results file {path.name} (server)"
-    if op.storage:
-        out["study"] = "Optuna study (server)"
-    return out
-
-
-def _default_source() -> str:
-    return next(iter(sources()), "cpu")
-
-
-@dataclass(frozen=True)
-class ResultsView:
-    """The Results page's settings (kept in the URL through ``dltl_ui.binder``)."""
-
-    source: str = setting("gpu" if SHIPPED["gpu"].is_file() else "cpu", label="Results",
-                          choices=lambda: list(sources()), labels=lambda k: sources().get(k, k), url="source",
-                          help="The shipped studies, or a results file / Optuna study the server's operator "
-                               "configured (DLTL_RESULTS, DLTL_STORAGE).")
-    score: str = setting("val_acc", label="Accuracy", choices=tuple(SCORES), labels=SCORES, url="score",
-                         help="Validation accuracy chooses hyperparameters; test accuracy is measured once "
-                              "after training on the official test images and never used to choose.")
-    time: str = setting("auto", label="Time axis", choices=tuple(TIMES), labels=TIMES, url="time",
-                        help="Wall seconds include waiting for everything else the machine ran; CPU seconds "
-                             "count the training process's own work (all its threads). Auto takes CPU seconds "
-                             "when the study says its machine was shared, or when every run trained on a CPU.")
-    target: float = setting(0.0, label="Target accuracy (%), 0 = auto", lo=0.0, hi=100.0, step=1.0,
-                            widget="number", fmt="%.0f",
-                            url="target", help="The accuracy of \"fastest to\" under the time-to-accuracy "
-                                               "chart; 0 picks the highest one that every plotted run reaches.")
-    talk: str = setting("resnet18", label="Talk about", choices=lambda: list(ARCHS), labels=arch_label,
-                        url="talk", help="The architecture the slide deck presents against the others.")
-
-    def __post_init__(self) -> None:
-        check(self)
-
-
-def load(source: str) -> tuple[dict, list[dict]]:
-    """Provenance and run records of a source key (see ``sources``).
-
-    Raises:
-        ResultsUnavailable: the source cannot be read; its message names no path or URL.
-    """
-    try:
-        return _load(source)
-    except ValueError as err:
-        log.warning("results source %s: %s", source, err)
-        if "not a DLTL results file" in str(err):
-            raise ResultsUnavailable("this file is not a DLTL results file") from None
-        raise ResultsUnavailable("this source is not one the server offers") from None
-    except FileNotFoundError as err:
-        log.warning("results source %s: %s", source, err)
-        raise ResultsUnavailable("the server's results file is missing") from None
-    except Exception as err:  # noqa: BLE001 - a storage down raises anything; the visitor sees one line
-        log.warning("results source %s: %s", source, _scrub(str(err)))
-        what = "the operator's Optuna study cannot be reached" if source == "study" else \
-            "the server could not read this source"
-        raise ResultsUnavailable(f"{what} right now") from None
-
-
-def _scrub(text: str) -> str:
-    # Passwords never reach the log either.
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", text)
-
-
-def _load(source: str) -> tuple[dict, list[dict]]:
-    if source in SHIPPED:
-        return _read("file", str(SHIPPED[source]))
-    op = operator_storage(_secrets())
-    if source == "study" and op.storage:
-        return _read("study", op.storage)
-    if source.startswith("file") and source[4:].isdigit() and 1 <= int(source[4:]) <= len(op.results):
-        return _read("file", str(op.results[int(source[4:]) - 1]))
-    raise ValueError(f"unknown results source {source!r}")
-
-
 @st.cache_data(show_spinner="Reading the results...", ttl=60, max_entries=8)
 def _read(kind: str, where: str) -> tuple[dict, list[dict]]:
     # Keyed by the resolved file or URL, so a changed configuration is never served stale.
-    if kind == "study":
-        from dltl_core import search as S  # optuna: imported only when a study is shown
+    return core.read_source(kind, where)
 
-        return {"storage": "operator-configured"}, S.study_records(where)
-    res = R.load_results(where)
-    return res.provenance, res.runs
+
+core.serve_with(secrets=_secrets, read=_read)  # the page and its code export read through these
 
 
 def provenance_markdown(p: Provenance, time_why: str) -> str:
