@@ -1,4 +1,4 @@
-"""What the Results page shows beside its charts: provenance, downloads, the recipe and talk panels.
+"""What the Results page shows beside its charts: provenance, downloads and the talk panel.
 
 Its settings (``ResultsView``) and sources (``sources``, ``load``: shipped studies and what the
 operator configured, never a path a visitor types) are declared in ``dltl_core.results_view``
@@ -18,7 +18,6 @@ import pandas as pd
 import streamlit as st
 
 from dltl_core import results_view as core
-from dltl_core.recipes import RECIPES
 from dltl_core.report import charts as C
 from dltl_core.report.study import Provenance, arch_label
 from dltl_core.results_view import (ASSETS, SCORES, SHIPPED, TIMES, ResultsUnavailable, ResultsView,  # noqa: F401
@@ -92,22 +91,6 @@ def deck_bytes(source: str, arch: str, score: str, time: str, target: float | No
     keep = set(run_ids)
     return build_deck(prov, [r for r in records if r.get("run_id") in keep], arch, source=sources().get(source, source),
                       score=score, time=time, target=target)
-
-
-def recipe_panel(arch: str, width: float) -> None:
-    """Pick a named recipe: what it sets, and the command that trains ``arch`` with it."""
-    names = RECIPES.names()
-    pick = st.selectbox("Train it with a recipe", names, index=names.index("fast"), key="arch_recipe",
-                        format_func=lambda n: RECIPES[n].label)
-    recipe = RECIPES[pick]
-    c = recipe.config
-    st.markdown(f"{recipe.about}  \n`{c.optimizer}` lr {c.lr:g}, batch {c.batch_size}, {c.epochs} epochs, "
-                f"{c.schedule} (warm-up {c.warmup:.0%}), weight decay {c.weight_decay:g}"
-                f"{' on every parameter' if c.decay_1d else ' on weights only'}, label smoothing "
-                f"{c.label_smoothing:g}{f', EMA over {c.ema_epochs:g} epochs' if c.ema_epochs else ''}"
-                f"{', flip TTA' if recipe.tta else ''}.")
-    st.code(f"python -m dltl_core search --fixed recipe={pick} --arch {arch} --widths {width:g} "
-            "--data-dir DIR --results runs.json", language="bash")
 
 
 def talk_panel(view: ResultsView, view_df: pd.DataFrame, score: str) -> None:
