@@ -37,7 +37,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from dltl_core.descend import DescentConfig, descend_many  # noqa: E402
 from dltl_core.optim import create_optimizer  # noqa: E402
 from dltl_core.surfaces import create_surface  # noqa: E402
-from dltl_ui import gd_charts as gc  # noqa: E402
+from dltl_ui.gd import charts as gc  # noqa: E402
 
 # The page's default four optimizers (pages/10_gd.py DEFAULTS) on its default surface.
 SLOTS = [("sgd", 0.001, {}), ("momentum", 0.001, {"momentum": 0.9}), ("rmsprop", 0.01, {}), ("adam", 0.05, {})]

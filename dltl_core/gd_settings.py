@@ -3,7 +3,7 @@
 Every widget of the page has a key that is also its URL parameter; slot 1 of the four
 optimizer slots has bare names (``/gd?lr=0.42``), slots 2-4 a suffix (``lr_2``,
 ``momentum_3``...). Plain declarations (no Streamlit): the page's binders
-(``dltl_ui.gd_state``) and the code export (``dltl_core.codegen.gd``) read a link with them.
+(``dltl_ui.gd.state``) and the code export (``dltl_core.codegen.gd``) read a link with them.
 """
 
 from __future__ import annotations

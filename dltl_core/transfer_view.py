@@ -1,6 +1,6 @@
 """The transfer page's settings, declared from ``TransferConfig`` (no Streamlit).
 
-The page's binder (``dltl_ui.transfer_train.view_binder``) makes its widgets and link
+The page's binder (``dltl_ui.transfer.train.view_binder``) makes its widgets and link
 parameters from ``TransferView``; the code export (``dltl_core.codegen.transfer``) reads
 a link with the same class, so a shared link and its exported script always agree.
 """

@@ -4,9 +4,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.descend import Descent, descend_shared
-from dltl_ui import gd_view as gv
+from dltl_ui.gd import view as gv
 from dltl_ui.code_panel import code_panel
-from dltl_ui.gd_state import SLOTS, binders, init_from_url
+from dltl_ui.gd.state import SLOTS, binders, init_from_url
 
 ui.page_setup(__file__)
 st.title("Gradient descent")

@@ -5,7 +5,7 @@ import streamlit as st
 import dltl_ui as ui
 from dltl_core.descend import DescentConfig
 from dltl_core.surfaces import create_surface
-from dltl_ui import lr_view as lv
+from dltl_ui.lr import view as lv
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.views import LrView

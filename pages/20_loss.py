@@ -1,15 +1,12 @@
 """Loss and softmax: logits -> probabilities, cross-entropy vs MSE, confidently wrong predictions."""
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.lessons.softmax import confidence_sweep, gradient_story, losses_of_probs, softmax_losses
 from dltl_ui.binder import Binder
-from dltl_ui.charts.palette import LOSS_COLORS
 from dltl_ui.code_panel import code_panel
-from dltl_ui.layout import chart_height
+from dltl_ui.loss import charts
 from dltl_ui.views import LossView
 
 ui.page_setup(__file__)
@@ -46,29 +43,11 @@ with right, ui.guard("the softmax"):
     m[0].metric(f"p(true class {target})", f"{out['probs'][target]:.3f}")
     m[1].metric("Cross-entropy", f"{out['cross_entropy']:.3f}")
     m[2].metric("MSE", f"{out['mse']:.3f}")
-    table = out["table"]
-    bars = pd.concat([table.assign(kind="softmax output p", value=table["prob"]),
-                      table.assign(kind="one-hot target t", value=table["target"])])
-    chart = alt.Chart(bars).mark_bar().encode(
-        x=alt.X("class:N", title="class", axis=alt.Axis(labelAngle=0)), xOffset="kind:N",
-        y=alt.Y("value:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["softmax output p", "one-hot target t"],
-                                                             range=["#1f4eb4", "#bbbbbb"]),
-                        legend=alt.Legend(orient="bottom")),
-        tooltip=["class", "kind", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=chart_height(280, 300))
+    chart = charts.probability_bars(out["table"])
     with ui.main_chart():
         ui.show_chart(chart, caption="What to notice: softmax never gives exactly 0 or 1; raising one logit takes "
                                      "probability from all the others. Low temperature sharpens, high flattens.")
-    grads = pd.concat([table.assign(loss="cross-entropy", grad=table["grad_ce"]),
-                       table.assign(loss="MSE", grad=table["grad_mse"])])
-    gchart = alt.Chart(grads).mark_bar().encode(
-        x=alt.X("class:N", axis=alt.Axis(labelAngle=0)), xOffset="loss:N", y=alt.Y("grad:Q", title="∂loss/∂logit"),
-        color=alt.Color("loss:N", title=None, scale=LOSS_COLORS,
-                        legend=alt.Legend(orient="bottom")),
-        tooltip=["class", "loss", alt.Tooltip("grad:Q", format=".4f")],
-    ).properties(height=chart_height(220))
-    ui.show_chart(gchart, caption=gradient_story(out, target, temperature))
+    ui.show_chart(charts.gradient_bars(out["table"]), caption=gradient_story(out, target, temperature))
 
 st.subheader("The lecture's example")
 with ui.guard("the example"):
@@ -82,14 +61,7 @@ ui.explain("Let the true class's logit run from far above the others (confidentl
            "(confidently wrong). How big is the loss, and how hard does the gradient push back?")
 with ui.guard("the sweep"):
     sweep = confidence_sweep(num_classes=k)
-    base = alt.Chart(sweep).encode(
-        x=alt.X("gap:Q", title="true-class logit minus the others", scale=alt.Scale(reverse=True)),
-        color=alt.Color("loss:N", title=None, scale=LOSS_COLORS, legend=alt.Legend(orient="bottom")),
-    )
-    loss_chart = base.mark_line(strokeWidth=3).encode(y=alt.Y("value:Q", title="loss")).properties(
-        height=chart_height(260))
-    grad_chart = base.mark_line(strokeWidth=3).encode(
-        y=alt.Y("grad:Q", title="gradient |∂loss/∂z_true|")).properties(height=chart_height(260))
+    loss_chart, grad_chart = charts.confidence_charts(sweep)
     c1, c2 = st.columns(2)
     with c1:
         ui.show_chart(loss_chart, caption="What to notice: cross-entropy grows without bound as the mistake "

@@ -1,9 +1,7 @@
 """Layers: fully connected vs convolutional on the digits; filters, feature maps, nonlinearity."""
 
-import math
 import time
 
-import altair as alt
 import streamlit as st
 
 import dltl_ui as ui
@@ -11,11 +9,10 @@ from dltl_core import calibration
 from dltl_core.lessons.layers import LINEAR_WEIGHT_DECAY, LayersResult, compare_layers, depth_claims, param_table
 from dltl_core.lessons import lesson_jobs as lj
 from dltl_ui import job_panel as jobs_ui
-from dltl_ui import train_charts as tc
+from dltl_ui import live_run as tc
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
-from dltl_ui.charts.palette import KIND_COLORS
-from dltl_ui.layout import chart_height
+from dltl_ui.layers import charts
 from dltl_ui.views import LayersView
 
 ui.page_setup(__file__)
@@ -37,19 +34,7 @@ with ui.controls():
     channels = view.widget("channels")
 with ui.guard("the parameter count"):
     table = param_table(out_channels=channels)
-    long = table.melt(id_vars=["input"], value_vars=["fully connected", "convolutional"], var_name="layer",
-                      value_name="parameters")
-    # Dots on a log axis (bars cannot start at 0 on a log scale).
-    dots = alt.Chart(long).mark_circle(size=260, opacity=1).encode(
-        y=alt.Y("input:N", sort=list(table["input"]), title=None),
-        x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title="parameters of one layer (log scale)",
-                axis=alt.Axis(format="~s")),
-        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="bottom"),
-                        scale=KIND_COLORS),
-        tooltip=["input", "layer", alt.Tooltip("parameters:Q", format=",")],
-    )
-    labels = dots.mark_text(dy=-16, fontWeight="bold").encode(text=alt.Text("parameters:Q", format=".3~s"))
-    chart = (dots + labels).properties(height=chart_height(260, 300))
+    chart = charts.param_dots(table)
     with ui.main_chart():
         ui.show_chart(chart, caption="What to notice: for the same number of outputs, a fully connected layer's "
                                  "weights grow with the image squared; the convolution's stay the same.")
@@ -100,23 +85,9 @@ with ui.guard("the comparison"):
     summary = (models.groupby(["model", "kind"], sort=False)
                .agg(parameters=("parameters", "first"), mean=("val_acc", "mean"), low=("val_acc", "min"),
                     high=("val_acc", "max"), seconds=("seconds", "mean")).reset_index())
-    order = list(summary["model"])
-    base = alt.Chart(summary).encode(y=alt.Y("model:N", sort=order, title=None))
-    # The axis starts near the lowest bar (leads of a point or two would vanish on 0-100 %); the
-    # bars are clipped to it, else they would run over the model names.
-    floor = min(0.8, math.floor(float(summary["low"].min()) * 10) / 10)
-    acc = base.mark_bar(clip=True).encode(
-        x=alt.X("mean:Q", title=f"validation accuracy (mean over {len(res.seeds)} seed"
-                                f"{'s' if len(res.seeds) > 1 else ''}; line: lowest to highest)",
-                scale=alt.Scale(domain=[floor, 1]), axis=alt.Axis(format="%", tickCount=5)),
-        color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom"), scale=KIND_COLORS),
-        tooltip=["model", alt.Tooltip("parameters:Q", format=","), alt.Tooltip("mean:Q", format=".3f"),
-                 alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f")],
-    )
-    spread = base.mark_rule(color="black", strokeWidth=2).encode(x="low:Q", x2="high:Q")
-    text = base.mark_text(align="left", dx=4, dy=-9).encode(x="high:Q", text=alt.Text("mean:Q", format=".1%"))
+    floor = charts.accuracy_floor(summary)
     claims = depth_claims(res)
-    ui.show_chart((acc + spread + text).properties(height=chart_height(240)),
+    ui.show_chart(charts.accuracy_bars(summary, res.seeds),
                   caption=f"The three networks train for {res.epochs} epochs of Adam (cosine decay); the linear map "
                           f"is multinomial logistic regression trained to convergence with full-batch L-BFGS "
                           f"({min(res.lbfgs_iterations)}–{max(res.lbfgs_iterations)} iterations, L2 "
@@ -140,26 +111,14 @@ with ui.guard("the comparison"):
         f1, f2 = st.columns([1, 2])
         with f1:
             img = res.images[res.images.digit == digit]
-            pic = alt.Chart(img).mark_rect().encode(
-                x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-                color=alt.Color("value:Q", scale=alt.Scale(scheme="greys"), legend=None),
-            ).properties(width=200, height=200, title=f"Input: a {digit}")
+            pic = charts.digit_image(img, digit)
             ui.show_chart(pic, caption="An 8×8 validation image.")
-            filt = alt.Chart(res.filters).mark_rect().encode(
-                x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-                color=alt.Color("weight:Q", scale=alt.Scale(scheme="redblue", domainMid=0), legend=None),
-                facet=alt.Facet("filter:O", columns=4, title="First-layer 3×3 filters", header=alt.Header(labels=False)),
-            ).properties(width=44, height=44)
+            filt = charts.filter_grid(res.filters)
             ui.show_chart(filt, caption="What to notice: many filters are small edge or stroke detectors "
                                         "(red positive, blue negative weights).")
         with f2:
             maps = res.maps[(res.maps.digit == digit) & (res.maps.layer == 1)]
-            fm = alt.Chart(maps).mark_rect().encode(
-                x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-                color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis"), legend=None),
-                facet=alt.Facet("channel:O", columns=8, title="Feature maps after the first conv + ReLU",
-                                header=alt.Header(labels=False)),
-            ).properties(width=56, height=56)
+            fm = charts.feature_maps(maps)
             ui.show_chart(fm, caption="What to notice: each map lights up where its filter finds its pattern in "
                                       "this digit; ReLU zeroes the rest.")
         view.sync(["digit"])

@@ -1,6 +1,5 @@
 """Mini-batches: batch size vs speed and accuracy; gradient noise; epochs vs steps."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -10,9 +9,9 @@ from dltl_core.lessons import batches_jobs as bj
 from dltl_core.lessons import lesson_jobs as lj
 from dltl_core.lessons.batches import DEFAULT_BATCH_SIZES, batch_size_sweep, epoch_step_counts, gradient_spread
 from dltl_ui import job_panel as jobs_ui
+from dltl_ui.batches import charts
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
-from dltl_ui.layout import chart_height
 from dltl_ui.views import BATCHES_N_TRAIN, BatchesView
 
 ui.page_setup(__file__)
@@ -104,51 +103,24 @@ def show_partial(rows: tuple[dict, ...]) -> None:
 
 
 def show_sweep(res: pd.DataFrame) -> None:
-    x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (log scale)")
-    line = lambda y, title: alt.Chart(res).mark_line(point=alt.OverlayMarkDef(size=90), strokeWidth=3).encode(  # noqa: E731
-        x=x, y=alt.Y(y, title=title), tooltip=["batch_size", alt.Tooltip(y, format=".3g")]
-    ).properties(height=chart_height(240, 300))
+    seconds, steps, accuracy = charts.sweep_charts(res)
     with ui.main_chart():
         c1, c2, c3 = st.columns(3)
     with c1:
-        ui.show_chart(line("seconds_per_epoch:Q", "seconds per epoch").encode(
-            y=alt.Y("seconds_per_epoch:Q", scale=alt.Scale(type="log"), title="seconds per epoch (log)")),
-            caption=claims.speed_claim(res))
+        ui.show_chart(seconds, caption=claims.speed_claim(res))
     with c2:
-        ui.show_chart(line("steps_per_epoch:Q", "steps per epoch").encode(
-            y=alt.Y("steps_per_epoch:Q", scale=alt.Scale(type="log"), title="steps per epoch (log)")),
-            caption=claims.steps_claim(res, N_TRAIN))
+        ui.show_chart(steps, caption=claims.steps_claim(res, N_TRAIN))
     with c3:
-        ui.show_chart(line("val_acc:Q", "validation accuracy").encode(
-            y=alt.Y("val_acc:Q", scale=alt.Scale(domain=[0, 1]), title="validation accuracy")),
-            caption=claims.accuracy_claim(res, int(epochs)))
+        ui.show_chart(accuracy, caption=claims.accuracy_claim(res, int(epochs)))
     st.caption(f"Measured on {res['device'].iloc[0]}, {epochs} epoch(s) of the default MLP with Adam (lr 0.001).")
 
 
 def show_spread(points: pd.DataFrame, summary: pd.DataFrame) -> None:
-    dots = alt.Chart(points).mark_circle(size=60, opacity=0.6).encode(
-        x=alt.X("along:Q", title="along g (1 = full-batch gradient)"),
-        y=alt.Y("across:Q", title="across g"),
-        color=alt.Color("batch_size:O", title="batch size", scale=alt.Scale(scheme="plasma")),
-        tooltip=["batch_size", alt.Tooltip("cosine:Q", format=".2f")],
-    )
-    target = alt.Chart(pd.DataFrame({"along": [1.0], "across": [0.0]})).mark_point(
-        shape="cross", size=400, color="black", filled=True).encode(x="along:Q", y="across:Q")
     c1, c2 = st.columns(2)
     with c1:
-        ui.show_chart((dots + target).properties(height=chart_height(320)),
-                      caption=claims.scatter_claim(points))
+        ui.show_chart(charts.spread_scatter(points), caption=claims.scatter_claim(points))
     with c2:
-        long = summary.melt(id_vars=["batch_size"], value_vars=["rms_rel_error", "predicted_rel_error"],
-                            var_name="curve", value_name="error")
-        long["curve"] = long["curve"].map({"rms_rel_error": "measured", "predicted_rel_error": "∝ 1/√b"})
-        err = alt.Chart(long).mark_line(point=True, strokeWidth=3).encode(
-            x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (log scale)"),
-            y=alt.Y("error:Q", scale=alt.Scale(type="log"), title="|g_b − g| / |g| (log)"),
-            color=alt.Color("curve:N", title=None, legend=alt.Legend(orient="bottom")),
-            strokeDash=alt.StrokeDash("curve:N", legend=None),
-        ).properties(height=chart_height(320))
-        ui.show_chart(err, caption=claims.noise_claim(summary))
+        ui.show_chart(charts.noise_lines(summary), caption=claims.noise_claim(summary))
 
 
 st.subheader("Speed and accuracy, measured")

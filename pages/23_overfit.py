@@ -4,9 +4,9 @@ import streamlit as st
 
 import dltl_ui as ui
 from dltl_core.lessons.overfit import DEFAULT_TRAIN_SIZE, KNOBS, PRESETS, VAL_2D, OverfitConfig, pool_size, run_overfit
-from dltl_ui import overfit_view as ov
+from dltl_ui.overfit import view as ov
 from dltl_core.lessons import lesson_jobs as lj
-from dltl_ui import train_charts as tc
+from dltl_ui import live_run as tc
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.views import CompareView

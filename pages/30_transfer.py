@@ -12,10 +12,10 @@ from dltl_core import birds
 from dltl_core.transfer import TransferConfig, TransferResult
 from dltl_ui import data_source
 from dltl_ui.code_panel import code_panel
-from dltl_ui import transfer_regime_view as regime
-from dltl_ui import transfer_train as tt
-from dltl_ui import transfer_views as tv
-from dltl_ui.transfer_views import skipped_note  # noqa: F401 - used by the data-source section
+from dltl_ui.transfer import regime_view as regime
+from dltl_ui.transfer import train as tt
+from dltl_ui.transfer import views as tv
+from dltl_ui.transfer.views import skipped_note  # noqa: F401 - used by the data-source section
 
 ui.page_setup(__file__)
 st.title("Transfer learning on birds")

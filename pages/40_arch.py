@@ -8,9 +8,9 @@ from dltl_core import arch_claims
 from dltl_core import budget as mem
 from dltl_core import needs, profile
 from dltl_core.lessons import lesson_jobs as lj
-from dltl_ui import arch_charts as charts
+from dltl_ui.arch import charts
 from dltl_ui import job_panel as jobs_ui
-from dltl_ui import results_view as rv
+from dltl_ui.arch import view as av
 from dltl_ui.binder import Binder
 from dltl_ui.code_panel import code_panel
 from dltl_ui.views import ArchView
@@ -103,7 +103,7 @@ with ui.guard("the architecture summary"):
         ref = f"kuangliu/pytorch-cifar reports **{d['reference_acc']:.2f}%** on CIFAR-10's test set " \
               "(width 1, 200 epochs)." if d["reference_acc"] else ""
         st.caption(f"{d['paper']} {ref} {d['notes']}")
-        rv.recipe_panel(name, width)
+        av.recipe_panel(name, width)
 
     layers = pd.DataFrame(s["layers"])
     with fold("Layer table"):

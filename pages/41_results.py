@@ -7,7 +7,7 @@ from dltl_core.recipes import RECIPES
 from dltl_core.report import charts as C
 from dltl_core.report import findings as F
 from dltl_core.report import study as S
-from dltl_ui import results_view as rv
+from dltl_ui.results import view as rv
 from dltl_ui.code_panel import code_panel
 
 ui.page_setup(__file__)

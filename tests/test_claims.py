@@ -174,7 +174,7 @@ def test_layers_estimate_is_measured_here_and_scales_with_the_budget():
 def _preset_runs(preset: str) -> tuple[list, object]:
     from dltl_core.descend import DescentConfig, descend
     from dltl_core.surfaces import create_surface
-    from dltl_ui.gd_state import OFF, PRESETS, SLOTS, hyper_defaults
+    from dltl_ui.gd.state import OFF, PRESETS, SLOTS, hyper_defaults
 
     p = PRESETS[preset][1]
     runs = []
@@ -237,7 +237,7 @@ def test_gd_preset_a_step_too_far():
 
 
 def bowl_condition() -> float:
-    from dltl_ui.gd_state import PRESETS
+    from dltl_ui.gd.state import PRESETS
 
     return PRESETS["A step too far"][1]["cond"]
 
@@ -265,7 +265,7 @@ def test_gd_preset_noisy_gradients():
 
 
 def test_gd_legend_names_the_hyperparameter_that_differs():
-    from dltl_ui.gd_view import distinguish
+    from dltl_ui.gd.view import distinguish
 
     runs, _ = _preset_runs("Momentum overshoots")
     labels = [label for _, label, _ in distinguish([(i, f"{i + 1}. {r.config.optimizer}", r.config)
@@ -280,7 +280,7 @@ def test_transfer_split_legend_draws_a_solid_and_a_dashed_stroke():
 
     import vl_convert
 
-    from dltl_ui.transfer_charts import curves_by_epoch, curves_frame
+    from dltl_ui.transfer.charts import curves_by_epoch, curves_frame
 
     hist = [{"epoch": e, "elapsed": e, "train_acc": 0.5, "val_acc": 0.4, "train_loss": 1, "val_loss": 1}
             for e in (1, 2)]
@@ -294,7 +294,7 @@ def test_transfer_split_legend_draws_a_solid_and_a_dashed_stroke():
 def test_transfer_captions_name_only_the_modes_that_ran():
     from types import SimpleNamespace
 
-    from dltl_ui.transfer_charts import epoch_story, time_story
+    from dltl_ui.transfer.charts import epoch_story, time_story
 
     hist = [{"val_acc": a} for a in (0.60, 0.85, 0.91, 0.92, 0.92)]
     linear = SimpleNamespace(history=hist, train_seconds=0.8, seconds=5.0, species=list("abcdefghij"))
@@ -401,7 +401,7 @@ def test_arch_size_claim_names_the_most_and_least_work_per_parameter():
 def _lr_sweep(surface: str = "bowl", optimizer: str = "sgd"):
     from dltl_core.descend import DescentConfig
     from dltl_core.lessons.learning_rate import log_grid, lr_sweep, regime_examples
-    from dltl_ui.lr_view import SWEEP
+    from dltl_ui.lr.view import SWEEP
 
     points = lr_sweep(DescentConfig(surface=surface, optimizer=optimizer, steps=LrView.steps), log_grid(*SWEEP))
     return points, regime_examples(points)

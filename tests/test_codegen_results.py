@@ -27,7 +27,7 @@ from dltl_core.device import get_policy
 from dltl_core.query import read_query
 from dltl_core.settings import settings_of
 from dltl_core.train import TrainConfig, fit
-from dltl_ui.results_view import ResultsView
+from dltl_core.results_view import ResultsView
 from tests.codegen_util import printed, run_script
 
 LINKS = ["", "talk=vgg11_bn&score=val_acc"]

@@ -172,7 +172,7 @@ def test_search_arch_default_is_the_declarations(commands):
 def test_the_transfer_page_binds_its_settings_from_transfer_config():
     """Widget ranges, ticks, labels and URL names of /transfer are TransferConfig's; the old links'
     parameters (k, cap, seed) keep their names and widget keys."""
-    from dltl_ui import transfer_train as tt
+    from dltl_ui.transfer import train as tt
     from dltl_ui.binder import Binder
     from dltl_ui.urlstate import UrlState
 

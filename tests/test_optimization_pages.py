@@ -12,7 +12,8 @@ from dltl_core.descend import DescentConfig, descend_many
 from dltl_core.lessons.learning_rate import log_grid, lr_sweep
 from dltl_core.lr_range import RangeTestConfig, lr_range_test
 from dltl_core.surfaces import create_surface
-from dltl_ui import gd_charts as gc
+from dltl_ui.gd import charts as gc
+from dltl_ui.lr import charts as lc
 from tests.conftest import open_page
 
 GD, LR = "pages/10_gd.py", "pages/11_lr.py"
@@ -166,9 +167,9 @@ def test_charts_are_valid_vega_lite():
         gc.contour_chart(grid, paths, labels, xlim=surface.xlim, ylim=surface.ylim, minima=surface.minima, at=5,
                          notes=[("a", 0.0, 0.0, "x")], title="t", legend=False),
         gc.loss_chart(paths, labels, at=5),
-        gc.sweep_chart(sweep, marked=[0.01]),
-        gc.lr_chart(pd.DataFrame({"run": "a", "step": range(5), "lr": [0.1] * 5}), ["a"]),
-        gc.range_test_chart(pd.DataFrame({"lr": rt.lr, "loss": rt.loss, "smooth": rt.smooth}), rt.suggested),
+        lc.sweep_chart(sweep, marked=[0.01]),
+        lc.lr_chart(pd.DataFrame({"run": "a", "step": range(5), "lr": [0.1] * 5}), ["a"]),
+        lc.range_test_chart(pd.DataFrame({"lr": rt.lr, "loss": rt.loss, "smooth": rt.smooth}), rt.suggested),
     ]
     with alt.data_transformers.disable_max_rows():
         for chart in built:
@@ -182,7 +183,7 @@ def test_results_kept_on_disk_are_keyed_by_the_code(tmp_path):
     import inspect
 
     from dltl_core.cache import code_version, tree_hash
-    from dltl_ui import lr_view
+    from dltl_ui.lr import view as lr_view
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")

@@ -305,7 +305,7 @@ def test_predict_decodes_an_upload_once_and_the_page_shows_no_server_path(birds_
     from streamlit.testing.v1 import AppTest
 
     from dltl_core import checkpoint
-    from dltl_ui import transfer_views as tv
+    from dltl_ui.transfer import views as tv
 
     decodes = []
     real = tv.open_rgb

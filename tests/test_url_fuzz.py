@@ -17,7 +17,7 @@ from dltl_core.descend import DescentConfig
 from dltl_core.lessons.overfit import OverfitConfig
 from dltl_core.settings import SettingsError, field_kind, settings_of
 from dltl_ui.urlstate import UrlState
-from dltl_ui.gd_state import SLOTS, GdView, SlotConfig, sfx
+from dltl_ui.gd.state import SLOTS, GdView, SlotConfig, sfx
 from dltl_ui.views import ALL_VIEWS, ArchView, BatchesView, ClassroomView, CompareView, LayersView, LossView, LrView
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,9 +1,8 @@
 """The pages' own settings declarations, for the exporters.
 
 The exporters read a link with the very classes the pages bind (``ArchView`` in
-``dltl_core.views``; ``ResultsView`` still in ``dltl_ui.results_view``, which the page has
-loaded already and the ``code`` command imports once), so a setting added to a page
-reaches its code.
+``dltl_core.views``, ``ResultsView`` in ``dltl_core.results_view``), so a setting added to a
+page reaches its code.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ def arch_view() -> type:
 
 def results_view() -> type:
     """The /results page's settings class."""
-    from dltl_ui.results_view import ResultsView
+    from dltl_core.results_view import ResultsView  # declared in the core: no Streamlit needed
 
     return ResultsView
 

@@ -1,7 +1,7 @@
 """The /gd page as plain PyTorch: torch.optim optimizers racing on a 2-D loss surface.
 
 ``build(params)`` reads the link with the page's own declarations (``GdView`` and the four
-``SlotConfig`` slots of ``dltl_ui.gd_state``, read here without Streamlit) and writes a
+``SlotConfig`` slots of ``dltl_ui.gd.state``, read here without Streamlit) and writes a
 script that runs each optimizer from the same start for the same steps, with the same
 gradient noise, and detects divergence as ``dltl_core.descend`` does.
 """

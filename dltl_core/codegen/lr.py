@@ -18,7 +18,7 @@ from dltl_core.query import encode_query, read_query
 from dltl_core.surfaces import create_surface
 from dltl_core.views import LrView
 
-SWEEP = (1e-5, 10.0, 25)  # the page's learning-rate grid (dltl_ui.lr_view.SWEEP)
+SWEEP = (1e-5, 10.0, 25)  # the page's learning-rate grid (dltl_ui.lr.view.SWEEP)
 
 # Each schedule as create_scheduler builds it with its defaults (warm-up/step share 0.3,
 # decay γ 0.1, decay to 1% of the base rate), stepped once per step.

@@ -33,7 +33,7 @@ def _records(path: str, mtime: float) -> tuple[dict, ...]:
 
 def _runs(source: str) -> tuple[list[dict], str | None]:
     """The source's run records (shipped studies only; an operator's source is read on the server)."""
-    from dltl_ui import results_view as rv
+    from dltl_core import results_view as rv
 
     path = rv.SHIPPED.get(source)
     if path is None or not Path(path).is_file():

@@ -35,8 +35,9 @@ class FastLayerChart(alt.LayerChart):
         return super().to_dict(*args, **kwargs)
 
 
-def _layer(*layers: alt.Chart, **props) -> FastLayerChart:
-    # Properties go to the constructor: .properties() would validate them one by one.
+def fast_layer(*layers: alt.Chart, **props) -> FastLayerChart:
+    """Layers as one ``FastLayerChart``: properties go to the constructor (``.properties()``
+    would validate them one by one)."""
     return FastLayerChart(layer=list(layers), **props)
 
 
@@ -122,7 +123,8 @@ def start_frame(x0: float, y0: float) -> pd.DataFrame:
     return pd.DataFrame({"run": ["start"], "step": [0], "x": [x0], "y": [y0], "loss": [0.0], "gap": [1.0]})
 
 
-def _domain(labels: Sequence[str], colors: Sequence[str] | None = None) -> alt.Scale:
+def run_scale(labels: Sequence[str], colors: Sequence[str] | None = None) -> alt.Scale:
+    """The runs' colour scale: ``labels`` in the kit's palette order (or ``colors``)."""
     return alt.Scale(domain=list(labels), range=list(colors or COLORS[: len(labels)]))
 
 
@@ -193,7 +195,7 @@ def contour_layers(source: Callable[[str], Any], names: Sequence[str], grid: Gri
         grid: the geometry of the grid (its cells are ``source("grid")``).
     """
     h = height or chart_height(480)
-    scale = _domain(labels, colors)
+    scale = run_scale(labels, colors)
     sx = alt.Scale(domain=list(xlim), nice=False, zero=False)
     sy = alt.Scale(domain=list(ylim), nice=False, zero=False)
     pos = dict(x=alt.X("x:Q", scale=sx), y=alt.Y("y:Q", scale=sy))
@@ -231,7 +233,7 @@ def contour_layers(source: Callable[[str], Any], names: Sequence[str], grid: Gri
                                                             **style).encode(**text))
             layers.append(alt.Chart(source(name)).mark_text(**style).encode(
                 color=alt.Color("run:N", scale=scale, legend=None), **text))
-    return _layer(*layers, height=h, **({"title": title} if title else {}))
+    return fast_layer(*layers, height=h, **({"title": title} if title else {}))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

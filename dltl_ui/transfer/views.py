@@ -17,7 +17,7 @@ from dltl_core.birds import upload as up
 from dltl_core.images import MAX_PIXELS, ImageError, open_rgb
 from dltl_core.separation import separation_caption
 from dltl_core.transfer import TransferResult, predict_photo
-from dltl_ui import transfer_charts as tc
+from dltl_ui.transfer import charts as tc
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 

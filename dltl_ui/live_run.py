@@ -1,54 +1,26 @@
-"""Charts and live progress for the training pages (loss & softmax, layers, mini-batches,
-overfitting): learning curves that grow while a run trains, decision boundaries, and a
-results memo keyed by configuration.
+"""Live runs for the training pages (layers, overfitting): learning curves that grow while a
+run trains (``LiveCurves``), a Stop button, a bounded run that goes to a worker process when
+long, and a results memo keyed by configuration.
 
-Takes plain data (pandas frames, ``EpochRecord``s); the only core import is the
-``Callback`` base class the live view plugs into ``dltl_core.train.fit``.
+The charts it draws come from the chart kit (``dltl_ui.charts.curves``); a page's own charts
+live in its concept's ``charts`` module (the decision boundary: ``dltl_ui.overfit.charts``).
+The only core imports are the ``Callback`` base class the live view plugs into
+``dltl_core.train.fit`` and the cache's ``single_flight``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable, Hashable
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dltl_core.cache import config_key, single_flight
 from dltl_core.train import Callback
-from dltl_ui.charts.curves import curves_frame, learning_curves, show_curves
-from dltl_ui.charts.palette import CLASS_COLORS, SPLIT_COLORS
-from dltl_ui.layout import chart_height
+from dltl_ui.charts.curves import show_curves
 
-__all__ = ["CLASS_COLORS", "SPLIT_COLORS", "LiveCurves", "boundary_chart", "curves_frame", "learning_curves",
-           "memo_get", "memo_put", "resume_button", "run_live", "show_curves"]
-
-
-def boundary_chart(boundary: pd.DataFrame, points: pd.DataFrame, title: str = "Decision boundary",
-                   height: int | None = None, show_validation: bool = False) -> alt.LayerChart:
-    """Predicted P(class 1) on a grid behind the training points (validation points optional)."""
-    height = height or chart_height(300)
-    xs = boundary.x1.drop_duplicates().sort_values()
-    ys = boundary.x2.drop_duplicates().sort_values()
-    dx, dy = float(xs.diff().median()), float(ys.diff().median())
-    cells = boundary.assign(x1a=boundary.x1 - dx / 2, x1b=boundary.x1 + dx / 2,
-                            x2a=boundary.x2 - dy / 2, x2b=boundary.x2 + dy / 2)
-    x_scale = alt.Scale(domain=[float(xs.min() - dx / 2), float(xs.max() + dx / 2)], nice=False, zero=False)
-    y_scale = alt.Scale(domain=[float(ys.min() - dy / 2), float(ys.max() + dy / 2)], nice=False, zero=False)
-    rects = alt.Chart(cells).mark_rect(opacity=0.85).encode(
-        x=alt.X("x1a:Q", scale=x_scale, title="x₁"), x2="x1b:Q",
-        y=alt.Y("x2a:Q", scale=y_scale, title="x₂"), y2="x2b:Q",
-        color=alt.Color("p:Q", scale=alt.Scale(scheme="redblue", domain=[0, 1], reverse=True),
-                        title="P(class 1)", legend=alt.Legend(orient="bottom", gradientLength=160)),
-    )
-    shown = points if show_validation else points[points.split == "train"]
-    dots = alt.Chart(shown).mark_circle(size=55, stroke="white", strokeWidth=1.2, opacity=1).encode(
-        x=alt.X("x1:Q", scale=x_scale), y=alt.Y("x2:Q", scale=y_scale),
-        color=alt.Color("label:N", scale=alt.Scale(domain=[0, 1], range=["#0b3d91", "#b3001b"]), legend=None),
-    )
-    return alt.layer(rects, dots).resolve_scale(color="independent").properties(height=height, title=title)
+__all__ = ["AUTO_SECONDS", "LiveCurves", "memo_get", "memo_put", "resume_button", "run_bounded", "run_live"]
 
 
 class LiveCurves(Callback):

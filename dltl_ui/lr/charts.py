@@ -1,75 +1,24 @@
-"""Altair charts for the optimization pages: a banded contour map of a 2-D surface
-with optimizer trajectories, loss against step, learning-rate sweeps and schedules.
+"""Altair charts of the /lr page: the learning-rate sweep by regime, schedules (η against
+step) and the LR range test. (Its descents' loss chart is /gd's ``dltl_ui.gd.charts.loss_chart``;
+its contour maps come from the kit's ``dltl_ui.charts.contour``.)
 
-Everything here takes plain numbers (numpy arrays, pandas frames, ``Descent``
-results); no torch.
+Everything here takes plain numbers (numpy arrays, pandas frames); no torch.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from dltl_ui.charts.contour import (BANDS, FastLayerChart, _domain, _layer, color_value, contour_chart, paths_frame,
-                                    start_frame, surface_frame)
-from dltl_ui.charts.compiled import show_template
+from dltl_ui.charts.contour import fast_layer, run_scale
 from dltl_ui.charts.palette import COLORS, REGIME_COLORS
 from dltl_ui.layout import chart_height
 
-__all__ = ["BANDS", "COLORS", "REGIME_COLORS", "FastLayerChart", "color_value", "contour_chart", "loss_chart",
-           "loss_frames", "loss_layers", "lr_chart", "show_loss", "paths_frame", "range_test_chart", "start_frame", "surface_frame", "sweep_chart"]
-
-
-def loss_frames(paths: pd.DataFrame, at: int | None) -> dict[str, pd.DataFrame]:
-    """The loss chart's data by layer: the paths, the rule at step ``at`` and each run's point there."""
-    frames = {"paths": paths}
-    if at is not None:
-        frames["rule"] = pd.DataFrame({"step": [at]})
-        frames["here"] = paths[paths["step"] == at]
-    return frames
-
-
-def loss_layers(source: Callable[[str], Any], names: Sequence[str], labels: Sequence[str], *, log: bool = True,
-                height: int | None = None, colors: Sequence[str] | None = None,
-                y_title: str = "f − f*  (log scale)") -> alt.LayerChart:
-    """The loss chart's layers, each drawing ``source(name)`` (a frame or ``alt.NamedData``)."""
-    h = height or chart_height(480)
-    scale = _domain(labels, colors)
-    y = alt.Y("gap:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Scale())
-    layers = [alt.Chart(source("paths")).mark_line(strokeWidth=3).encode(
-        x=alt.X("step:Q", title="step"), y=y,
-        color=alt.Color("run:N", scale=scale, legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=400)),
-        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("loss:Q", format=".4g")])]
-    if "rule" in names:
-        layers.append(alt.Chart(source("rule")).mark_rule(strokeDash=[6, 4], color="#555", strokeWidth=2).encode(
-            x=alt.X("step:Q")))
-    if "here" in names:
-        layers.append(alt.Chart(source("here")).mark_point(filled=True, size=160, opacity=1).encode(
-            x=alt.X("step:Q"), y=y, color=alt.Color("run:N", scale=scale, legend=None)))
-    return _layer(*layers, height=h)
-
-
-def loss_chart(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = None, log: bool = True,
-               height: int | None = None, colors: Sequence[str] | None = None,
-               y_title: str = "f − f*  (log scale)") -> alt.LayerChart:
-    """Loss above the minimum against step, one line per run, a rule at step ``at``."""
-    frames = loss_frames(paths, at)
-    return loss_layers(frames.__getitem__, list(frames), labels, log=log, height=height, colors=colors,
-                       y_title=y_title)
-
-
-def show_loss(paths: pd.DataFrame, labels: Sequence[str], *, at: int | None = None, height: int | None = None,
-              colors: Sequence[str] | None = None) -> None:
-    """Draw ``loss_chart``, compiled once per (number of runs, colours, size): a rerun converts
-    only the data and puts the labels in place."""
-    frames = loss_frames(paths, at)
-    shape = ("loss", tuple(colors or ()), height, tuple(frames))
-    show_template(shape, lambda texts: loss_layers(lambda name: alt.NamedData(name=name), list(frames), texts,
-                                                   height=height, colors=colors), frames, texts=list(labels))
+__all__ = ["lr_chart", "range_test_chart", "sweep_chart"]
 
 
 def sweep_chart(sweep: pd.DataFrame, *, height: int | None = None, marked: Sequence[float] = ()) -> alt.LayerChart:
@@ -106,7 +55,7 @@ def sweep_chart(sweep: pd.DataFrame, *, height: int | None = None, marked: Seque
         layers.append(alt.Chart(pd.DataFrame({"lr": [float(div["lr"].min())], "plot_gap": [ceiling]}))
                       .mark_text(text="diverged", dy=-16, fontSize=16, color=REGIME_COLORS["divergent"], align="left")
                       .encode(x=x, y=y))
-    return _layer(*layers, height=h)
+    return fast_layer(*layers, height=h)
 
 
 def lr_chart(curves: pd.DataFrame, labels: Sequence[str], *, height: int | None = None,
@@ -115,7 +64,7 @@ def lr_chart(curves: pd.DataFrame, labels: Sequence[str], *, height: int | None 
     h = height or chart_height(320)
     return alt.Chart(curves).mark_line(strokeWidth=3).encode(
         x=alt.X("step:Q", title="step"), y=alt.Y("lr:Q", title="learning rate η"),
-        color=alt.Color("run:N", scale=_domain(labels, colors), legend=alt.Legend(title=None, orient="bottom",
+        color=alt.Color("run:N", scale=run_scale(labels, colors), legend=alt.Legend(title=None, orient="bottom",
                                                                                  columns=2, labelLimit=400)),
         tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", format=".3g")],
     ).properties(height=h)
@@ -138,4 +87,4 @@ def range_test_chart(df: pd.DataFrame, suggested: float | None, *, height: int |
         layers.append(alt.Chart(mark).mark_rule(color=REGIME_COLORS["good"], strokeWidth=3).encode(x=x))
         layers.append(alt.Chart(mark).mark_text(align="right", dx=-10, dy=-8, fontSize=18, fontWeight="bold",
                                                 color=REGIME_COLORS["good"]).encode(x=x, y=alt.value(20), text=alt.Text("text:N")))
-    return _layer(*layers, height=h)
+    return fast_layer(*layers, height=h)

@@ -17,12 +17,13 @@ from dltl_core.lessons.learning_rate import SweepPoint, compare_schedules, log_g
 from dltl_core.lr_range import RangeTestConfig, RangeTestResult, lr_range_test, range_test_story
 from dltl_core.optim import OPTIMIZERS, SCHEDULES
 from dltl_core.surfaces import Surface, create_surface
-from dltl_ui import gd_charts as gc
 from dltl_ui.binder import Binder
-from dltl_ui.charts.contour import contour_view
-from dltl_ui.charts.palette import SCHED_COLORS
+from dltl_ui.charts.contour import contour_view, paths_frame
+from dltl_ui.charts.palette import REGIME_COLORS, SCHED_COLORS
 from dltl_ui.charts.show import show_chart
+from dltl_ui.gd.charts import loss_chart  # the descents' loss chart of /gd
 from dltl_ui.layout import chart_height, explain, guard, main_chart
+from dltl_ui.lr import charts as lc
 
 SWEEP = (1e-5, 10.0, 25)  # lo, hi, points of the learning-rate grid
 
@@ -79,7 +80,7 @@ def regimes_section(base: DescentConfig) -> None:
                 cols = st.columns(max(1, len(examples)))
             for col, (regime, run) in zip(cols, examples.items()):
                 with col:
-                    color = gc.REGIME_COLORS[regime]
+                    color = REGIME_COLORS[regime]
                     h = chart_height(300, 280)
                     show_chart(lambda: panel(run, regime, color, h, regime),
                                key=("lr_panel", repr(run.config), regime, color, h))
@@ -89,7 +90,7 @@ def regimes_section(base: DescentConfig) -> None:
                        f"(□) with the same number of steps. {lr_claims.regimes_claim(regime_lrs(examples))}")
             df = pd.DataFrame([{"lr": p.lr, "gap": p.gap, "regime": p.regime} for p in points])
             marked = [r.config.lr for r in examples.values()]
-            show_chart(lambda: gc.sweep_chart(df, marked=marked), key=("lr_sweep", repr(base), tuple(marked)),
+            show_chart(lambda: lc.sweep_chart(df, marked=marked), key=("lr_sweep", repr(base), tuple(marked)),
                        caption=f"Final loss above the minimum after {base.steps} steps of "
                                f"{OPTIMIZERS[base.optimizer].label}, for {SWEEP[2]} learning rates from "
                                f"{SWEEP[0]:g} to {SWEEP[1]:g}. {lr_claims.sweep_claim(points)}")
@@ -126,12 +127,12 @@ def schedules_section(lrb: Binder, base: DescentConfig, surface: Surface) -> Non
                                    "lr": np.concatenate([r.lr for r in runs])})
             left, right = st.columns([1, 1])
             with left:
-                show_chart(lambda: gc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
+                show_chart(lambda: lc.lr_chart(curves, labels, colors=colors, height=chart_height(300)),
                            key=("lr_scheds", repr(sconf), names), caption="η at every step, as the torch.optim.lr_scheduler objects set it.")
             with right:
-                paths = gc.paths_frame(runs, labels, surface.f_min)
+                paths = paths_frame(runs, labels, surface.f_min)
                 if len(paths):
-                    show_chart(lambda: gc.loss_chart(paths, labels, colors=colors, height=chart_height(300)),
+                    show_chart(lambda: loss_chart(paths, labels, colors=colors, height=chart_height(300)),
                                key=("lr_sched_loss", repr(sconf), names), caption=lr_claims.schedules_loss_claim(runs, names, labels, surface.f_min))
             cols = st.columns(3)
             for k, (label, color, run) in enumerate(zip(labels, colors, runs)):
@@ -158,7 +159,7 @@ def range_test_section(lrb: Binder) -> None:
         rcfg = RangeTestConfig(optimizer=ss["lr_rt_opt"], batch_size=int(ss["lr_bs"]))
         result = range_test(rcfg, code_version())
         df = pd.DataFrame({"lr": result.lr, "loss": result.loss, "smooth": result.smooth})
-        show_chart(lambda: gc.range_test_chart(df, result.suggested), key=("lr_range", repr(rcfg)),
+        show_chart(lambda: lc.range_test_chart(df, result.suggested), key=("lr_range", repr(rcfg)),
                    caption=f"{len(result.lr)} mini-batches in {result.seconds:.1f} s. Grey: loss of each batch; "
                            f"blue: smoothed. {range_test_story(result)}")
         if result.suggested is None:

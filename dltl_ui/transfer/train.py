@@ -22,7 +22,7 @@ from dltl_core.transfer import IMAGE_SIZES as TRANSFER_SIZES
 from dltl_core.job_runner import get_runner
 from dltl_ui import job_panel as jobs_ui
 from dltl_ui.binder import Binder
-from dltl_ui import transfer_charts as tc
+from dltl_ui.transfer import charts as tc
 
 # The page's default photos (``dltl_core.transfer.DEFAULT_SPECIES`` x ``DEFAULT_CAP``) are shared
 # by every visitor, so they (or any part of them, e.g. k=3) may start without a click.

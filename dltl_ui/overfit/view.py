@@ -10,9 +10,11 @@ import streamlit as st
 
 from dltl_core.lessons.overfit import KNOBS, OverfitConfig, pool_size
 from dltl_core.lessons.overfit_claims import overfit_claim
-from dltl_ui import train_charts as tc
+from dltl_ui import live_run as tc
 from dltl_ui.binder import Binder
+from dltl_ui.charts.curves import show_curves
 from dltl_ui.charts.show import show_chart
+from dltl_ui.overfit.charts import boundary_chart
 from dltl_ui.layout import main_chart
 
 
@@ -33,8 +35,8 @@ def show_run(res: Any, partial: list[dict] | None, namespace: str, epochs: int, 
         st.warning(f"Stopped after {len(hist)} epoch(s); the curves so far are below.")
         tc.resume_button(namespace)
         if not hist.empty:
-            tc.show_curves(hist, epochs, show_gap=False,
-                           caption="What to notice: the run was stopped; nothing was cached.")
+            show_curves(hist, epochs, show_gap=False,
+                        caption="What to notice: the run was stopped; nothing was cached.")
         return
     if res.diverged_at:
         st.warning(f"Diverged at epoch {res.diverged_at}: the loss blew up (learning rate {res.config.lr:g} is too "
@@ -45,18 +47,18 @@ def show_run(res: Any, partial: list[dict] | None, namespace: str, epochs: int, 
                 f"{res.config.patience} epochs. The weights of epoch {res.best_epoch} were restored.")
     boundary = None
     if res.boundary is not None:
-        boundary = tc.boundary_chart(res.boundary, res.points, title="Decision boundary")
+        boundary = boundary_chart(res.boundary, res.points, title="Decision boundary")
     if compact:
-        tc.show_curves(res.history, res.config.epochs, res.best_epoch,
-                       caption="What to notice: the dashed line is the best epoch; the grey bar the final gap.")
+        show_curves(res.history, res.config.epochs, res.best_epoch,
+                    caption="What to notice: the dashed line is the best epoch; the grey bar the final gap.")
         if boundary is not None:
             show_chart(boundary, caption="What to notice: how smooth the boundary is.")
     else:
         with main_chart():
-            tc.show_curves(res.history, res.config.epochs, res.best_epoch, extra=boundary,
-                           caption="What to notice: the dashed line marks the epoch with the lowest validation "
-                                   "loss (where early stopping rolls back to); the grey bar is the gap at the end. "
-                                   + overfit_claim(res))
+            show_curves(res.history, res.config.epochs, res.best_epoch, extra=boundary,
+                        caption="What to notice: the dashed line marks the epoch with the lowest validation "
+                                "loss (where early stopping rolls back to); the grey bar is the gap at the end. "
+                                + overfit_claim(res))
     st.caption(f"{res.parameters:,} weights · {res.train_samples} training / {res.val_samples} validation samples "
                f"· trained in {res.seconds:.1f} s")
 

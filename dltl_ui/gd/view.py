@@ -1,4 +1,4 @@
-"""The /gd page's sections: the controls (bound through ``gd_state``'s binders) and the
+"""The /gd page's sections: the controls (bound through ``dltl_ui.gd.state``'s binders) and the
 descent view (scrub slider, contour map, loss chart), a fragment of its own."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import streamlit as st
 from dltl_core.descend import Descent, DescentConfig
 from dltl_core.optim import OPTIMIZERS
 from dltl_core.surfaces import Surface
-from dltl_ui import gd_charts as gc
+from dltl_ui.gd import charts as gc
 from dltl_ui.binder import Binder
 from dltl_ui.charts.contour import paths_frame, show_contour
-from dltl_ui.gd_state import (OFF, PRESET_NONE, PRESETS, SHORT, apply_preset, current_surface, new_random_start,
+from dltl_ui.gd.state import (OFF, PRESET_NONE, PRESETS, SHORT, apply_preset, current_surface, new_random_start,
                               on_optimizer_change, on_surface_change, sfx)
 from dltl_ui.layout import chart_height, guard, is_classroom, main_chart
 

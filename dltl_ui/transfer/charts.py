@@ -7,15 +7,16 @@ from typing import Any, Sequence
 import altair as alt
 import pandas as pd
 
+from dltl_core import transfer_regimes as tr
 from dltl_ui.layout import chart_height
 
 MODE_LABELS = {"linear": "Transfer (frozen)", "finetune": "Fine-tuning", "scratch": "From scratch"}
-_MODE_DOMAIN = list(MODE_LABELS.values())
-_MODE_COLORS = ["#4c78a8", "#f58518", "#e45756"]
+MODE_DOMAIN = list(MODE_LABELS.values())
+MODE_COLORS = ["#4c78a8", "#f58518", "#e45756"]
 
 
 def _mode_color() -> alt.Color:
-    return alt.Color("mode:N", title="Mode", scale=alt.Scale(domain=_MODE_DOMAIN, range=_MODE_COLORS))
+    return alt.Color("mode:N", title="Mode", scale=alt.Scale(domain=MODE_DOMAIN, range=MODE_COLORS))
 
 
 def curves_frame(histories: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
@@ -67,12 +68,12 @@ def curves_by_time(df: pd.DataFrame) -> alt.Chart:
 def summary_bars(summary: pd.DataFrame) -> alt.Chart:
     """Final validation accuracy per mode, labelled with its wall-clock time."""
     base = alt.Chart(summary).encode(
-        y=alt.Y("mode:N", title=None, sort=_MODE_DOMAIN),
+        y=alt.Y("mode:N", title=None, sort=MODE_DOMAIN),
         x=alt.X("accuracy:Q", title="Validation accuracy", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%")),
     )
     bars = base.mark_bar().encode(color=alt.Color("mode:N", legend=None,
-                                                  scale=alt.Scale(domain=_MODE_DOMAIN, range=_MODE_COLORS)))
+                                                  scale=alt.Scale(domain=MODE_DOMAIN, range=MODE_COLORS)))
     text = base.mark_text(align="left", dx=6).encode(text="label:N")
     return (bars + text).properties(height=chart_height(60 + 50 * len(summary)))
 
@@ -160,3 +161,48 @@ def time_story(results: dict[str, Any]) -> str:
     return (f"What to notice: the linear head on cached features took {lin.train_seconds:.1f} s; {told} "
             "(every photo through the network).")
 
+
+def _photos_x() -> alt.X:
+    return alt.X("photos:Q", title="Training photos per species",
+                 scale=alt.Scale(type="log", base=2, nice=False, padding=12), axis=alt.Axis(values=[4, 8, 16, 32]))
+
+
+def regime_chart(data: dict) -> alt.FacetChart:
+    """Validation accuracy against training photos per species (log 2 axis, 4 to 32), one panel per species
+    count: the mean over seeds as a line, the seeds' range as a bar."""
+    df = pd.DataFrame(tr.summarize(data))
+    df["Mode"] = df["mode"].map(MODE_LABELS)
+    df["panel"] = df["species"].map(lambda k: f"{k} species")
+    color = alt.Color("Mode:N", scale=alt.Scale(domain=MODE_DOMAIN, range=MODE_COLORS),
+                      legend=alt.Legend(orient="top", title=None))
+    base = alt.Chart().encode(x=_photos_x(), color=color)
+    line = base.mark_line(point=True, strokeWidth=3).encode(
+        y=alt.Y("mean:Q", title="Validation accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        tooltip=["Mode", "panel", alt.Tooltip("photos:Q", format=".1f", title="photos per species"),
+                 alt.Tooltip("mean:Q", format=".1%", title="mean"), alt.Tooltip("low:Q", format=".1%"),
+                 alt.Tooltip("high:Q", format=".1%"), "seeds", alt.Tooltip("seconds:Q", format=".1f")])
+    spread = base.mark_rule(strokeWidth=6, opacity=0.45).encode(y="low:Q", y2="high:Q")
+    return alt.layer(spread, line, data=df).properties(height=chart_height(260), width=200).facet(
+        column=alt.Column("panel:N", title=None, sort=sorted(df["panel"].unique(), key=lambda p: int(p.split()[0]))))
+
+
+def gain_chart(data: dict) -> alt.LayerChart:
+    """Fine-tuning minus the frozen backbone, in points, per species count: the mean over seeds
+    (line) and the seeds' range (bar); above the zero line fine-tuning pays."""
+    df = pd.DataFrame(tr.gains(data))
+    df["points"], df["low_p"], df["high_p"] = df["gain"] * 100, df["low"] * 100, df["high"] * 100
+    df["Species"] = df["species"].map(lambda k: f"{k} species")
+    # Side by side, not on top of each other: each species count's bars shifted a little along x.
+    ks = sorted(df["species"].unique())
+    df["photos"] = df["photos"] * df["species"].map({k: 1 + 0.07 * (i - (len(ks) - 1) / 2) for i, k in enumerate(ks)})
+    color = alt.Color("Species:N", scale=alt.Scale(scheme="dark2"), legend=alt.Legend(orient="top", title=None))
+    base = alt.Chart(df).encode(x=_photos_x(), color=color)
+    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#555", strokeDash=[4, 4]).encode(y="y:Q")
+    line = base.mark_line(point=True, strokeWidth=3).encode(
+        y=alt.Y("points:Q", title="Gain (accuracy points)"),
+        tooltip=["Species", alt.Tooltip("photos:Q", format=".1f", title="photos per species"),
+                 alt.Tooltip("points:Q", format="+.1f", title="mean gain"), alt.Tooltip("low_p:Q", format="+.1f"),
+                 alt.Tooltip("high_p:Q", format="+.1f"), "verdict", "seeds"])
+    spread = base.mark_rule(strokeWidth=6, opacity=0.4).encode(y="low_p:Q", y2="high_p:Q")
+    return (zero + spread + line).properties(title="Fine-tuned minus frozen",
+                                              height=chart_height(260))

@@ -1,0 +1,1 @@
+"""/arch: the architecture page's charts."""

@@ -1,0 +1,1 @@
+"""/batches: the mini-batches page's charts."""

@@ -1,0 +1,1 @@
+"""/layers: the layers page's charts."""

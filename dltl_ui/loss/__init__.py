@@ -1,0 +1,1 @@
+"""/loss: the loss & softmax page's charts."""

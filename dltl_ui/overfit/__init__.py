@@ -1,0 +1,1 @@
+"""/overfit: the overfitting page's view sections and charts (decision boundary)."""

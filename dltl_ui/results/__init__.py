@@ -1,0 +1,1 @@
+"""/results: the results page's sources, loading, panels and downloads."""
