@@ -45,7 +45,11 @@ def sweep_claim(points: Sequence[SweepPoint]) -> str:
     if diverged:
         stable = [p.lr for p in points if p.diverged_at is None and p.lr < min(diverged)]
         edge = f" (the largest stable η is {max(stable):.3g})" if stable else ""
-        parts.append(f"a cliff at η = {min(diverged):.3g}, from where every run diverges{edge}")
+        above = [p for p in points if p.lr >= min(diverged)]
+        every = all(p.diverged_at is not None for p in above)
+        parts.append(f"a cliff at η = {min(diverged):.3g}, from where "
+                     f"{'every run' if every else f'{sum(p.diverged_at is not None for p in above)} of {len(above)} runs'}"
+                     f" diverge{'s' if every else ''}{edge}")
     return ("What to notice: " + "; ".join(parts) + ".") if parts else ""
 
 

@@ -189,8 +189,9 @@ def _bowl(condition: float) -> Surface:
     return Surface("bowl", f"Ill-conditioned bowl (κ = {condition:g})",
                    functools.partial(bowl, condition=float(condition)),
                    (-4.0, 4.0), (-3.0, 3.0), ((0.0, 0.0),), (-3.5, 2.0), True,
-                   "Curvature differs by the condition number κ between the two directions: "
-                   "plain gradient descent zig-zags across the steep one and crawls along the flat one.")
+                   "Curvature is 1 along w₁ and κ along w₂: plain gradient descent with η above 1/κ "
+                   "zig-zags across the steep direction (diverging above 2/κ), and with η below 1/κ it "
+                   "crawls along the flat one.")
 
 
 @SURFACES.register("rosenbrock", label="Rosenbrock")

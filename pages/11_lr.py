@@ -15,9 +15,11 @@ st.title("Learning rate")
 ui.explain(
     r"""
 The learning rate $\eta$ sets the size of every step $w \leftarrow w - \eta\,\nabla f(w)$.
-**Too small**: every step is safe but the descent barely moves. **Good**: it gets to the
-minimum in the steps it has. **Too large**: it overshoots and bounces from wall to wall.
-**Divergent**: every bounce lands higher than the last and the loss explodes. A **schedule**
+**Too small**: every step is safe but the descent barely moves. **Good**: in the steps it has,
+it gets (nearly) as close to the minimum as the best η of the sweep. **Too large**: it
+overshoots, and ends farther from the minimum than the good ones. **Divergent**: the loss
+explodes. (The sweep below names each η this way, from its own final losses: within 75% of the
+best run's progress in powers of ten is *good*, below that *too small* or *too large* by side.) A **schedule**
 changes $\eta$ during training (big steps first, small ones to settle); the **LR range test**
 finds a good $\eta$ for a real network in one pass.
 """

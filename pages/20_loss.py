@@ -45,7 +45,8 @@ with right, ui.guard("the softmax"):
     m[2].metric("MSE", f"{out['mse']:.3f}")
     chart = charts.probability_bars(out["table"])
     with ui.main_chart():
-        ui.show_chart(chart, caption="What to notice: softmax never gives exactly 0 or 1; raising one logit takes "
+        ui.show_chart(chart, caption="What to notice: softmax is never exactly 0 or 1 (large gaps between logits round to 1.000 "
+                                     "on screen); raising one logit takes "
                                      "probability from all the others. Low temperature sharpens, high flattens.")
     ui.show_chart(charts.gradient_bars(out["table"]), caption=gradient_story(out, target, temperature))
 

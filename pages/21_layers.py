@@ -37,7 +37,9 @@ with ui.guard("the parameter count"):
     chart = charts.param_dots(table)
     with ui.main_chart():
         ui.show_chart(chart, caption="What to notice: for the same number of outputs, a fully connected layer's "
-                                 "weights grow with the image squared; the convolution's stay the same.")
+                                 "weights grow with the square of the image's size; the convolution's depend only "
+                                 "on its kernel and channels (a colour image's 3 channels triple them), not on "
+                                 "the image size.")
     st.dataframe(table.style.format({"fully connected": "{:,}", "convolutional": "{:,}", "outputs": "{:,}",
                                      "ratio": "{:,.0f}×"}), hide_index=True, width="stretch")
 
@@ -114,7 +116,7 @@ with ui.guard("the comparison"):
             pic = charts.digit_image(img, digit)
             ui.show_chart(pic, caption="An 8×8 validation image.")
             filt = charts.filter_grid(res.filters)
-            ui.show_chart(filt, caption="What to notice: many filters are small edge or stroke detectors "
+            ui.show_chart(filt, caption="Look for filters that respond to edges or strokes: a red side beside a blue side "
                                         "(red positive, blue negative weights).")
         with f2:
             maps = res.maps[(res.maps.digit == digit) & (res.maps.layer == 1)]

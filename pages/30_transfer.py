@@ -23,7 +23,7 @@ ui.explain(
     "A network trained on ImageNet's 1.2 million photos has learned edges, textures, feathers and "
     "beaks. **Transfer learning** keeps that network frozen as a *feature extractor* and trains only "
     "a small linear head on top: $\\hat y = \\mathrm{softmax}(W\\,\\phi(x) + b)$, where $\\phi$ is "
-    "the pretrained backbone. With 30 photos per species that takes about a second. "
+    "the pretrained backbone. That takes seconds (the times are measured below). "
     "**Fine-tuning** trains the last stages of a copy of the network too (the early stages stay "
     "frozen and are computed once; the whole network can train end to end, slowly); **from scratch** "
     "trains the same architecture from random weights."

@@ -49,7 +49,8 @@ def overfit_claim(res: Any) -> str:
         text += (f" The validation loss was lowest at epoch {best} ({low:.3f}) and ends {end / low - 1:.0%} higher "
                  f"({end:.3f}): this run overfits.")
         if res.points is not None and tr >= 0.995:
-            text += " Every training point is classified right, the noisy ones too: the boundary bends around them."
+            share = "Every training point is" if tr >= 1.0 else f"{tr:.1%} of the training points are"
+            text += f" {share} classified right, the noisy ones too: the boundary bends around them."
     else:
         text += f" The validation loss ends within {RISE:.0%} of its lowest ({low:.3f}): it did not turn up."
     return text

@@ -147,7 +147,8 @@ def pareto_sentence(df: pd.DataFrame, cost: str, score: str = "val_acc") -> str 
                 f"({_fmt_cost(f[cost], cost)}) and the most accurate ({f[score]:.1f}%).")
     items = ", ".join(f"{r['label']} ({_fmt_cost(r[cost], cost)}, {r[score]:.1f}%)" for _, r in front.iterrows())
     return (f"Pareto front in {noun} ({len(front)} of {len(done)} runs, circled; the dashed line joins them): "
-            f"{items}. Each other run is beaten by one that is both {better} and more accurate.")
+            f"{items}. Each other run is dominated: another costs no more and is at least as accurate, "
+            "and beats it on one of the two.")
 
 
 def conclusions(df: pd.DataFrame, curves: pd.DataFrame, *, score: str, time_col: str, curve_col: str,
@@ -182,7 +183,7 @@ def still_improving(curves: pd.DataFrame, metric: str = "val_acc") -> str | None
     if not flat:
         more = f" and {len(rising) - 4} more" if len(rising) > 4 else ""
         return (f"Every curve shown is at its {word} at the last epoch ({', '.join(rising[:4])}{more}): still "
-                "improving when training stopped, so the budget, not the architecture, limited them.")
+                "improving when training stopped: a longer budget may still raise them.")
     if not rising:
         return "No curve shown improves at its last epoch: these runs had flattened before the budget ran out."
     return (f"Still improving at the last epoch: {', '.join(rising)} (the budget limited them); "
@@ -198,9 +199,10 @@ def search_sentence(hist: pd.DataFrame) -> str | None:
     if done.empty:
         return f"{_trials(len(hist))} ({states}); none completed, so there is no best configuration yet."
     best = done.loc[done["val_acc"].idxmax()]
+    pruned = int((hist["state"] == "pruned").sum())
+    why = f"; the {pruned} pruned trial(s) were stopped early by the pruner" if pruned else ""
     return (f"{_trials(len(hist))} ({states}); the best, {best['val_acc']:.1f}% validation accuracy, came at trial "
-            f"{int(best['trial'])}. Green line: the best so far; pruned trials were stopped early because they "
-            "trailed the median.")
+            f"{int(best['trial'])}. Green line: the best so far{why}.")
 
 
 def _trials(n: int) -> str:

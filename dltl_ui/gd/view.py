@@ -133,7 +133,7 @@ def descent_view(view: Binder, surface: Surface, runs: list[Descent], slots: lis
                     gc.show_loss(paths_frame(runs, labels, surface.f_min), labels, at=at, colors=colors,
                                  height=chart_height(470, 360))
                     st.caption("Loss above the minimum on a log scale: a straight downward line is steady "
-                               "(linear) convergence; a flat stretch is a plateau or a saddle; a line that "
+                               "(linear) convergence; a flat stretch is a plateau, a saddle or a local minimum; a line that "
                                "stops has diverged.")
         if is_classroom():
             _scrubber(view, steps)

@@ -158,8 +158,7 @@ def time_story(results: dict[str, Any]) -> str:
     if lin is None or not others or not lin.train_seconds:
         return "Validation accuracy against the seconds each run took (log scale)."
     told = ", ".join(f"{label} {secs:.0f} s" for label, secs in others)
-    return (f"What to notice: the linear head on cached features took {lin.train_seconds:.1f} s; {told} "
-            "(every photo through the network).")
+    return f"What to notice: the linear head on cached features took {lin.train_seconds:.1f} s; {told}."
 
 
 def _photos_x() -> alt.X:

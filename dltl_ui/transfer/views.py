@@ -123,8 +123,9 @@ def feature_map_tab(results: dict[str, TransferResult], method: str) -> None:
     left, right = st.columns(2)
     with left:
         ui.show_chart(tc.feature_map_chart(before, f"Pretrained features ({method})"),
-                      caption="What to notice: even without any training on birds, photos of one species "
-                      "already cluster together; that is why a linear head suffices.")
+                      caption=f"What to notice: these features were never trained on birds, yet a linear head "
+                      f"on them reaches {results['linear'].val_accuracy:.0%} validation accuracy. Where one "
+                      "species' photos cluster here, a straight line can cut them off from the rest.")
     with right:
         if after:
             ui.show_chart(tc.feature_map_chart(after, f"After fine-tuning ({method})"),
