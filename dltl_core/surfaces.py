@@ -213,8 +213,8 @@ def _himmelblau(_: float) -> Surface:
 @SURFACES.register("beale", label="Beale")
 def _beale(_: float) -> Surface:
     return Surface("beale", "Beale", beale, (-4.5, 4.5), (-4.5, 4.5), ((3.0, 0.5),), (-1.0, 1.5), True,
-                   "Flat plateaus and steep walls: gradients range over orders of magnitude, "
-                   "which is where adaptive optimizers shine.")
+                   "Flat plateaus and steep walls: the gradient's size ranges over orders of "
+                   "magnitude across the map, so no single η suits plain gradient descent everywhere.")
 
 
 @SURFACES.register("saddle", label="Saddle")

@@ -104,7 +104,9 @@ with ui.guard("the comparison"):
     st.markdown(
         f"**No nonlinearity = one linear map.** Multiplying out the weights of the deep linear network "
         f"($W = W_3 W_2 W_1 \\dots$) gives a single layer with validation accuracy **{res.collapsed_acc:.1%}** — "
-        f"exactly the deep network's **{res.linear_acc:.1%}** (seed {res.seeds[0]}).")
+        + ("exactly" if res.collapsed_acc == res.linear_acc
+           else f"within {abs(res.collapsed_acc - res.linear_acc):.1%} (float32 rounding) of")
+        + f" the deep network's **{res.linear_acc:.1%}** (seed {res.seeds[0]}).")
 
     @st.fragment  # the digit slider reruns only this section
     def inside_cnn(res: LayersResult) -> None:

@@ -501,3 +501,38 @@ def test_each_network_is_corrected_by_its_own_record(tmp_path, monkeypatch):
     whole = calibration.factor("arch_measure")
     assert whole == pytest.approx((sum(took) + 6.0) / (jobs.JOB_START_SECONDS + sum(per)))
     assert vgg == pytest.approx(6.0 + whole * jobs._one(3e8, "vgg11_bn"))
+
+
+def test_gd_default_view_bears_out_the_rosenbrock_caption():
+    """The page opens on Rosenbrock with four optimizers: "finding the curved valley is easy;
+    following its flat floor to (1, 1) is hard" must hold for the runs it shows then."""
+    from dltl_core.codegen import parse_link
+    from dltl_core.codegen.gd import read_settings
+    from dltl_core.descend import descend_many
+    from dltl_core.surfaces import create_surface
+
+    settings = read_settings(parse_link(""))
+    runs = descend_many([c for _, _, c in settings.slots])
+    surface = create_surface(runs[0].config.surface)
+    assert surface.name == "rosenbrock" and "flat floor" in surface.about and len(runs) == 4
+    start = runs[0].loss[0] - surface.f_min
+    for run in runs:  # the valley: every run loses most of its loss early (the floor is ~(1 - x)^2)
+        assert run.diverged_at is None
+        assert run.loss[60] - surface.f_min < 0.5 * start, run.config.optimizer
+    # the floor: after the page's 300 steps no run is at (1, 1) yet
+    assert min(run.loss[-1] for run in runs) - surface.f_min > 1e-3
+
+
+def test_beale_gradients_range_over_orders_of_magnitude():
+    import torch
+
+    from dltl_core.surfaces import create_surface
+
+    surface = create_surface("beale")
+    assert "orders of magnitude" in surface.about
+    xs = torch.linspace(*surface.xlim, 60)
+    ys = torch.linspace(*surface.ylim, 60)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2).requires_grad_()
+    surface.fn(grid).sum().backward()
+    norms = grid.grad.norm(dim=1)
+    assert norms.max() / norms.median() > 100 and norms.median() / norms.min() > 100
