@@ -1,5 +1,7 @@
 """Results & search: runs and trials of the architecture study — size vs accuracy vs training time."""
 
+import functools
+
 import streamlit as st
 
 import dltl_ui as ui
@@ -93,11 +95,13 @@ with charts_area or st.container(), ui.guard("the Pareto charts"):
             if done.empty:
                 st.info(f"No completed run records {C.AXES.get(cost, cost)}.")
                 continue
-            chart = C.pareto(view_df, cost, score, highlight=view.talk, height=ui.chart_height(340, classroom=330))
+            height = ui.chart_height(340, classroom=330)
+            chart = functools.partial(C.pareto, view_df, cost, score, highlight=view.talk, height=height)
             sentence = F.pareto_sentence(view_df, cost, score) or "Only one completed run: no front to compare."
             extra = f" Time axis: {basis.why}" if cost == basis.column else ""
             big = f" Large dots: {S.arch_label(view.talk)} (*Talk about*)." if view.talk in set(done["arch"]) else ""
-            ui.show_chart(chart, caption=f"{sentence}{extra}{big} {F.noise_note(view_df, score)}")
+            ui.show_chart(chart, caption=f"{sentence}{extra}{big} {F.noise_note(view_df, score)}",
+                          key=("pareto", cost, score, view.talk, height, ui.data_key(view_df)))
             rv.chart_downloads(chart, f"pareto_{cost}", key=f"dl_{cost}")
     best = F.most_accurate(view_df, score)
     if best:
@@ -118,17 +122,21 @@ with ui.guard("the learning curves"):
         target = view.target or F.default_target(curves)
         per_epoch, per_second = st.tabs(["per epoch", f"against training time ({basis.unit})"])
         with per_epoch:
-            chart = C.learning_curves(curves, metric, height=ui.chart_height(340))
-            ui.show_chart(chart, caption=F.still_improving(curves, metric))
+            height = ui.chart_height(340)
+            chart = functools.partial(C.learning_curves, curves, metric, height=height)
+            ui.show_chart(chart, caption=F.still_improving(curves, metric),
+                          key=("curves", metric, height, ui.data_key(curves)))
             rv.chart_downloads(chart, f"curves_{metric}", key="dl_curves")
         with per_second:
             if curves[basis.curve].notna().sum() == 0:
                 st.info(f"These runs record no {basis.unit} per epoch.")
             else:
-                chart = C.time_to_accuracy(curves, basis.curve, basis.unit, target, highlight=view.talk,
-                                           height=ui.chart_height(340))
+                height = ui.chart_height(340)
+                chart = functools.partial(C.time_to_accuracy, curves, basis.curve, basis.unit, target,
+                                          highlight=view.talk, height=height)
                 ui.show_chart(chart, caption=f"{F.fastest_to(curves, target, basis.unit, basis.curve)} "
-                                             f"Dotted line: the target. Time axis: {basis.why}")
+                                             f"Dotted line: the target. Time axis: {basis.why}",
+                              key=("tta", basis.curve, basis.unit, target, view.talk, height, ui.data_key(curves)))
                 rv.chart_downloads(chart, "time_to_accuracy", key="dl_tta")
 
 hist_records = [r for r in records if r.get("arch") in pick_arch]
@@ -143,14 +151,15 @@ if any(r.get("kind") == "trial" for r in hist_records):
         left, right = st.columns([3, 2])
         shown = hist[hist["study"] == study]
         with left:
-            chart = C.search_history(shown, height=ui.chart_height(300))
-            ui.show_chart(chart, caption=F.search_sentence(shown))
+            height = ui.chart_height(300)
+            chart = functools.partial(C.search_history, shown, height=height)
+            ui.show_chart(chart, caption=F.search_sentence(shown), key=("history", height, ui.data_key(shown)))
             rv.chart_downloads(chart, "search_history", key="dl_hist")
         with right:
             imp = SR.param_importances(records, study)
             if imp:
-                chart = C.importances(imp)
-                ui.show_chart(chart, caption=F.importance_sentence(imp))
+                chart = functools.partial(C.importances, imp)
+                ui.show_chart(chart, caption=F.importance_sentence(imp), key=("importances", ui.data_key(imp)))
                 rv.chart_downloads(chart, "importances", key="dl_imp")
             else:
                 st.info("Importances need at least two completed trials with their search space.")

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Callable, Hashable
+import hashlib
+from typing import Any, Callable, Hashable
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from dltl_ui.charts.compiled import show_cached
+
+
+def data_key(*parts: Any) -> str:
+    """A short digest of what a chart is drawn from (frames by content, other parts by ``repr``):
+    with the chart's options, a ``show_chart`` key that changes whenever the data do."""
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            h.update(part.to_json(orient="split", date_format="iso", default_handler=str).encode())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:20]
 
 
 def show_chart(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin], caption: str | None = None, *,

@@ -57,17 +57,22 @@ def diverged(df: pd.DataFrame, records: list[dict]) -> list[str]:
             for row in df[df["state"] == "diverged"].itertuples()]
 
 
-def chart_downloads(chart: alt.TopLevelMixin, name: str, key: str) -> None:
-    """PNG and SVG buttons for one chart, rendered only when clicked (``vl-convert``, the slides' look).
+def chart_downloads(chart: alt.TopLevelMixin | Callable[[], alt.TopLevelMixin], name: str, key: str) -> None:
+    """PNG and SVG buttons for one chart (or the function that builds it, called only on a
+    click), rendered only when clicked (``vl-convert``, the slides' look).
 
     Not in classroom mode: a projector shows charts, it does not download them.
     """
     if is_classroom():
         return
+    if not isinstance(chart, alt.TopLevelMixin):
+        build = chart
+    else:
+        build = lambda: chart  # noqa: E731
     row = st.container(horizontal=True)
-    row.download_button("PNG", _deferred(lambda: C.to_png(chart)), file_name=f"{name}.png", mime="image/png",
+    row.download_button("PNG", _deferred(lambda: C.to_png(build())), file_name=f"{name}.png", mime="image/png",
                        key=f"{key}_png", on_click="ignore", icon=":material/download:")
-    row.download_button("SVG", _deferred(lambda: C.to_svg(chart).encode()), file_name=f"{name}.svg",
+    row.download_button("SVG", _deferred(lambda: C.to_svg(build()).encode()), file_name=f"{name}.svg",
                        mime="image/svg+xml", key=f"{key}_svg", on_click="ignore", icon=":material/download:")
 
 
