@@ -56,7 +56,7 @@ def curves_by_time(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(val, title="Validation accuracy vs. time").mark_line(
         point=True, strokeWidth=3).encode(
         x=alt.X("elapsed:Q", title="Seconds (log scale)", scale=alt.Scale(type="log"),
-                axis=alt.Axis(labelOverlap="greedy")),  # log ticks crowd (0.5, 0.6, …): drop overlaps
+                axis=alt.Axis(labelOverlap="greedy", labelSeparation=8)),  # log ticks crowd (0.5, 0.6, …): drop overlaps
         y=alt.Y("accuracy:Q", title="Validation accuracy", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%")),
         color=_mode_color(),

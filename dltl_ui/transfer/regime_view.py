@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import dltl_ui as ui
 from dltl_core import transfer_regimes as tr
 from dltl_ui.transfer.charts import gain_chart, regime_chart
 
@@ -54,9 +55,10 @@ def section() -> None:
         return
     st.subheader("3 · When does fine-tuning pay? (measured)")
     left, right = st.columns([3, 2])
+    key = (ui.is_classroom(), ui.data_key(data))  # shipped data: compiled once per process
     with left:
-        st.altair_chart(regime_chart(data), theme=None)
+        ui.show_chart(lambda: regime_chart(data), key=("regimes",) + key)
     with right:
-        st.altair_chart(gain_chart(data), width="stretch", theme=None)
+        ui.show_chart(lambda: gain_chart(data), key=("regime_gain",) + key)
     st.markdown(tr.caption(data))  # the lesson itself: shown in classroom mode too
     st.caption(provenance(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +66,16 @@ def curves_tab(results: dict[str, TransferResult], stopped: dict[str, list[dict]
     with top if top is not None else st.container(), ui.main_chart():
         left, right = st.columns(2)
         with left:
-            ui.show_chart(tc.curves_by_epoch(df), caption=tc.epoch_story(results))
+            ui.show_chart(functools.partial(tc.curves_by_epoch, df), caption=tc.epoch_story(results),
+                          key=("tl_epoch", _shape(), ui.data_key(df)))
         with right:
-            ui.show_chart(tc.curves_by_time(df), caption=tc.time_story(results))
+            ui.show_chart(functools.partial(tc.curves_by_time, df), caption=tc.time_story(results),
+                          key=("tl_time", _shape(), ui.data_key(df)))
     rows = pd.DataFrame([{"mode": tc.MODE_LABELS[m], "accuracy": r.val_accuracy,
                           "label": f"{r.val_accuracy:.0%} · {r.seconds if m != 'linear' else r.train_seconds:.1f} s"}
                          for m, r in results.items()])
-    ui.show_chart(tc.summary_bars(rows), caption="Validation accuracy on photos held out from training, "
-                  "with the time each mode took.")
+    ui.show_chart(functools.partial(tc.summary_bars, rows), caption="Validation accuracy on photos held out from "
+                  "training, with the time each mode took.", key=("tl_bars", _shape(), ui.data_key(rows)))
 
 
 def confusion_tab(results: dict[str, TransferResult]) -> None:
@@ -82,11 +85,13 @@ def confusion_tab(results: dict[str, TransferResult]) -> None:
     names_pretty = [birds.pretty_name(s) for s in r.species]
     left, right = st.columns([3, 2])
     with left:
-        ui.show_chart(tc.confusion_chart(r.confusion, names_pretty),
+        ui.show_chart(functools.partial(tc.confusion_chart, r.confusion, names_pretty),
+                      key=("tl_confusion", _shape(), ui.data_key(r.confusion, names_pretty)),
                       caption="What to notice: the off-diagonal cells are mistakes; look for species that "
                       "are confused with each other (similar colours, similar shapes).")
     with right:
-        ui.show_chart(tc.per_species_chart(r.per_species), caption="Validation accuracy per species, worst first.")
+        ui.show_chart(functools.partial(tc.per_species_chart, r.per_species), caption="Validation accuracy per "
+                      "species, worst first.", key=("tl_species", _shape(), ui.data_key(r.per_species)))
 
 
 def mistakes_tab(results: dict[str, TransferResult]) -> None:
@@ -122,13 +127,15 @@ def feature_map_tab(results: dict[str, TransferResult], method: str) -> None:
     after = _map_points(tuned.feature_map, "after") if tuned else []
     left, right = st.columns(2)
     with left:
-        ui.show_chart(tc.feature_map_chart(before, f"Pretrained features ({method})"),
+        ui.show_chart(functools.partial(tc.feature_map_chart, before, f"Pretrained features ({method})"),
+                      key=("tl_map", _shape(), method, ui.data_key(before)),
                       caption=f"What to notice: these features were never trained on birds, yet a linear head "
                       f"on them reaches {results['linear'].val_accuracy:.0%} validation accuracy. Where one "
                       "species' photos cluster here, a straight line can cut them off from the rest.")
     with right:
         if after:
-            ui.show_chart(tc.feature_map_chart(after, f"After fine-tuning ({method})"),
+            ui.show_chart(functools.partial(tc.feature_map_chart, after, f"After fine-tuning ({method})"),
+                          key=("tl_map_after", _shape(), method, ui.data_key(after)),
                           caption=separation_caption(tuned.separation.get("before"), tuned.separation.get("after"),
                                                      method))
         else:
@@ -158,6 +165,22 @@ def decoded_photo(photo: Any | None, pick: str | None) -> Image.Image | str | No
     return held[1]
 
 
+def _shape() -> tuple:
+    # Charts compiled once per data: the projector's sizes and fonts are another compiled chart.
+    return (ui.is_classroom(),)
+
+
+def _prediction(backbone: Backbone, result: TransferResult, mode: str, photo_id: str | None, img: Any) -> dict:
+    """``predict_photo``, once per (photo, model) in this session: a rerun for another widget
+    does not run the backbone on the same photo again (~0.2 s of server CPU each time)."""
+    key = (mode, photo_id, result.val_accuracy, result.seconds, result.n_train, tuple(result.species))
+    memo = st.session_state.get("_tl_prediction")
+    if memo is None or memo[0] != key:
+        memo = (key, predict_photo(backbone, result, img))
+        st.session_state["_tl_prediction"] = memo
+    return memo[1]
+
+
 def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
     """Upload (or pick) a photo: the trained head's species beside the backbone's ImageNet guess."""
     which = st.radio("Model", list(results), format_func=tc.MODE_LABELS.get, horizontal=True, key="tl_pr_mode")
@@ -175,7 +198,7 @@ def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
     if isinstance(img, str):
         st.warning(f"That file cannot be used as a photo: {img}")
         return
-    pred = predict_photo(backbone, results[which], img)
+    pred = _prediction(backbone, results[which], which, photo.file_id if photo is not None else pick, img)
     if pred["unknown"]:
         st.warning(f"**Probably none of the trained species.** {pred['unknown']}")
     left, mid, right = st.columns([1, 2, 2])
