@@ -318,6 +318,18 @@ def stop_server(proc: subprocess.Popen) -> None:
             pass
 
 
+def _traceback_errors(log: str) -> list[str]:
+    """The exception line that ends each traceback in the server's log (what actually failed)."""
+    out, lines = [], log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith(" ") or not lines[j].strip()):
+                j += 1
+            out.append(lines[j][:300] if j < len(lines) else "(cut off)")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=300.0, help="how long the visitors act (<= 330)")
@@ -347,6 +359,7 @@ def main() -> None:
            "cores": os.cpu_count(), "memory": sampler.report(), "visitors": visitors,
            "server_tracebacks": server_log.count("Traceback"),
            "first_traceback": server_log[server_log.find("Traceback"):][:2500] if "Traceback" in server_log else None,
+           "traceback_errors": _traceback_errors(server_log),
            "server_killed_jobs": len(re.findall(r"out of memory", server_log)),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "how": "bench/bench_soak.py: real server, DLTL_MEMORY_MB, 6 visitors in headless Chromium; server RSS "
