@@ -153,6 +153,27 @@ def test_predict_with_uploaded_photos_good_and_bad(at_default, birds_dir):
             assert not any("cannot be used" in w.value for w in at.warning), name
 
 
+def test_a_picked_photo_is_predicted_once_for_every_session(birds_dir, monkeypatch):
+    # A class opening the page all sees the default picked photo: the backbone runs on it once,
+    # not once per student; another photo (or an upload) is its own prediction.
+    from dltl_ui.transfer import views
+    calls: list[str] = []
+    real = views.predict_photo
+    monkeypatch.setattr(views, "predict_photo", lambda *a, **k: calls.append("run") or real(*a, **k))
+    views._SHARED_PREDICTIONS.clear()
+    first, second = open_page(PAGE), open_page(PAGE)
+    assert_clean(first)
+    assert_clean(second)
+    assert calls == ["run"]
+    options = first.selectbox(key="tl_pick").options
+    assert len(options) > 1
+    second.selectbox(key="tl_pick").select_index(1).run()
+    assert_clean(second)
+    assert calls == ["run", "run"]
+    first.run()  # a rerun of the first session predicts nothing again
+    assert calls == ["run", "run"]
+
+
 def test_finetune_button_adds_a_mode_and_is_cached(birds_dir):
     at = open_page(PAGE)
     at.slider(key="tl_k").set_value(2).run()

@@ -120,10 +120,13 @@ def feature_map_chart(points: Sequence[dict[str, Any]], title: str) -> alt.Chart
 
 
 def topk_chart(pairs: Sequence[tuple[str, float]], title: str, color: str = "#4c78a8") -> alt.Chart:
-    """Horizontal bars of the top-k (label, probability) pairs, the most probable on top."""
+    """Horizontal bars of the top-k (label, probability) pairs, the most probable on top.
+
+    Labels longer than 160 px end in "…" (ImageNet's "house finch, linnet, Carpodacus
+    mexicanus"): in a third of a 1280 px page the bars and their axis need the rest."""
     df = pd.DataFrame(pairs, columns=["label", "probability"])
     base = alt.Chart(df, title=title).encode(
-        y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
+        y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=160)),
         x=alt.X("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
     )
     return (base.mark_bar(color=color) + base.mark_text(align="left", dx=4).encode(

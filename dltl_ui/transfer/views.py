@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -170,10 +172,34 @@ def _shape() -> tuple:
     return (ui.is_classroom(),)
 
 
-def _prediction(backbone: Backbone, result: TransferResult, mode: str, photo_id: str | None, img: Any) -> dict:
-    """``predict_photo``, once per (photo, model) in this session: a rerun for another widget
-    does not run the backbone on the same photo again (~0.2 s of server CPU each time)."""
-    key = (mode, photo_id, result.val_accuracy, result.seconds, result.n_train, tuple(result.species))
+_SHARED_PREDICTIONS: "OrderedDict[tuple, dict]" = OrderedDict()  # picked photos, any session
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 64
+
+
+def _prediction(backbone: Backbone, result: TransferResult, mode: str, photo_id: str | None, img: Any,
+                shared: bool = False) -> dict:
+    """``predict_photo``, once per (photo, model): a rerun for another widget does not run the
+    backbone on the same photo again (~0.1-0.2 s of server CPU each time).
+
+    A visitor's upload is kept in their session only; a photo picked from the server's list
+    (``shared``) is kept for every session, so a class opening the page pays for it once.
+    The prediction is read, never changed, by the views.
+    """
+    key = (backbone.name, mode, photo_id, result.val_accuracy, result.seconds, result.n_train,
+           tuple(result.species))
+    if shared:
+        with _SHARED_LOCK:
+            pred = _SHARED_PREDICTIONS.get(key)
+            if pred is not None:
+                _SHARED_PREDICTIONS.move_to_end(key)
+                return pred
+        pred = predict_photo(backbone, result, img)
+        with _SHARED_LOCK:
+            _SHARED_PREDICTIONS[key] = pred
+            while len(_SHARED_PREDICTIONS) > _SHARED_MAX:
+                _SHARED_PREDICTIONS.popitem(last=False)
+        return pred
     memo = st.session_state.get("_tl_prediction")
     if memo is None or memo[0] != key:
         memo = (key, predict_photo(backbone, result, img))
@@ -198,18 +224,19 @@ def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
     if isinstance(img, str):
         st.warning(f"That file cannot be used as a photo: {img}")
         return
-    pred = _prediction(backbone, results[which], which, photo.file_id if photo is not None else pick, img)
+    pred = _prediction(backbone, results[which], which, photo.file_id if photo is not None else pick, img,
+                       shared=photo is None)
     if pred["unknown"]:
         st.warning(f"**Probably none of the trained species.** {pred['unknown']}")
     left, mid, right = st.columns([1, 2, 2])
     left.image(img, width="stretch")
     with mid:
-        ui.show_chart(tc.topk_chart(pred["species"], "Top species (trained head)"),
-                      caption="The new head knows only the chosen species: its probabilities always add "
+        ui.show_chart(lambda: tc.topk_chart(pred["species"], "Top species (trained head)"),
+                      key=("tl_topk", ui.data_key(pred["species"]), _shape()), caption="The new head knows only the chosen species: its probabilities always add "
                       "up to 100% among them, even for a photo of something else.")
     with right:
-        ui.show_chart(tc.topk_chart(pred["imagenet"], "Backbone's original ImageNet top-5", "#9d755d"),
-                      caption="The pretrained classifier knows 1000 ImageNet classes, 59 of them birds.")
+        ui.show_chart(lambda: tc.topk_chart(pred["imagenet"], "Backbone's original ImageNet top-5", "#9d755d"),
+                      key=("tl_topk_imagenet", ui.data_key(pred["imagenet"]), _shape()), caption="The pretrained classifier knows 1000 ImageNet classes, 59 of them birds.")
 
 
 def result_tabs(results: dict[str, TransferResult], stopped: dict[str, list[dict]], backbone: Backbone,
