@@ -160,7 +160,7 @@ def test_a_picked_photo_is_predicted_once_for_every_session(birds_dir, monkeypat
     calls: list[str] = []
     real = views.predict_photo
     monkeypatch.setattr(views, "predict_photo", lambda *a, **k: calls.append("run") or real(*a, **k))
-    views._SHARED_PREDICTIONS.clear()
+    views._shared_prediction.clear()
     first, second = open_page(PAGE), open_page(PAGE)
     assert_clean(first)
     assert_clean(second)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +170,11 @@ def _shape() -> tuple:
     return (ui.is_classroom(),)
 
 
-_SHARED_PREDICTIONS: "OrderedDict[tuple, dict]" = OrderedDict()  # picked photos, any session
-_SHARED_LOCK = threading.Lock()
-_SHARED_MAX = 64
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _shared_prediction(key: tuple, _backbone: Backbone, _result: TransferResult, _img: Any) -> dict:
+    # One per picked photo and model for every session (read-only: the views never change it);
+    # Streamlit computes a key once even when a class asks for it at the same moment.
+    return predict_photo(_backbone, _result, _img)
 
 
 def _prediction(backbone: Backbone, result: TransferResult, mode: str, photo_id: str | None, img: Any,
@@ -184,22 +184,11 @@ def _prediction(backbone: Backbone, result: TransferResult, mode: str, photo_id:
 
     A visitor's upload is kept in their session only; a photo picked from the server's list
     (``shared``) is kept for every session, so a class opening the page pays for it once.
-    The prediction is read, never changed, by the views.
     """
     key = (backbone.name, mode, photo_id, result.val_accuracy, result.seconds, result.n_train,
            tuple(result.species))
     if shared:
-        with _SHARED_LOCK:
-            pred = _SHARED_PREDICTIONS.get(key)
-            if pred is not None:
-                _SHARED_PREDICTIONS.move_to_end(key)
-                return pred
-        pred = predict_photo(backbone, result, img)
-        with _SHARED_LOCK:
-            _SHARED_PREDICTIONS[key] = pred
-            while len(_SHARED_PREDICTIONS) > _SHARED_MAX:
-                _SHARED_PREDICTIONS.popitem(last=False)
-        return pred
+        return _shared_prediction(key, backbone, result, img)
     memo = st.session_state.get("_tl_prediction")
     if memo is None or memo[0] != key:
         memo = (key, predict_photo(backbone, result, img))
@@ -232,11 +221,13 @@ def predict_tab(results: dict[str, TransferResult], backbone: Backbone) -> None:
     left.image(img, width="stretch")
     with mid:
         ui.show_chart(lambda: tc.topk_chart(pred["species"], "Top species (trained head)"),
-                      key=("tl_topk", ui.data_key(pred["species"]), _shape()), caption="The new head knows only the chosen species: its probabilities always add "
+                      key=("tl_topk", ui.data_key(pred["species"]), _shape()),
+                      caption="The new head knows only the chosen species: its probabilities always add "
                       "up to 100% among them, even for a photo of something else.")
     with right:
         ui.show_chart(lambda: tc.topk_chart(pred["imagenet"], "Backbone's original ImageNet top-5", "#9d755d"),
-                      key=("tl_topk_imagenet", ui.data_key(pred["imagenet"]), _shape()), caption="The pretrained classifier knows 1000 ImageNet classes, 59 of them birds.")
+                      key=("tl_topk_imagenet", ui.data_key(pred["imagenet"]), _shape()),
+                      caption="The pretrained classifier knows 1000 ImageNet classes, 59 of them birds.")
 
 
 def result_tabs(results: dict[str, TransferResult], stopped: dict[str, list[dict]], backbone: Backbone,
