@@ -60,6 +60,7 @@ class Result:
     exceptions: list[str] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)  # element types drawn, e.g. {"progress": 3}
     alerts: list[str] = field(default_factory=list)  # st.info / warning / error texts
+    texts: list[str] = field(default_factory=list)  # markdown and caption texts
 
 
 class Session:
@@ -130,6 +131,7 @@ class Session:
         elements, received, exceptions = 0, 0, []
         kinds: dict[str, int] = {}
         alerts: list[str] = []
+        texts: list[str] = []
         while True:
             remaining = self.timeout - (time.perf_counter() - start)
             if remaining <= 0:
@@ -144,20 +146,22 @@ class Session:
             if kind in ("delta", "ref_hash"):
                 elements += 1
                 if kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
-                    self._see(fm.delta.new_element, fm.delta.fragment_id, exceptions, kinds, alerts)
+                    self._see(fm.delta.new_element, fm.delta.fragment_id, exceptions, kinds, alerts, texts)
             elif kind == "script_finished":
                 status = ForwardMsg.ScriptFinishedStatus.Name(fm.script_finished)
                 if status == "FINISHED_EARLY_FOR_RERUN":
                     continue  # a rerun the server started itself (st.rerun) follows
                 return Result(time.perf_counter() - start, elements, bool(exceptions), received, status, exceptions,
-                              kinds, alerts)
+                              kinds, alerts, texts)
 
     def _see(self, element: Any, fragment_id: str, exceptions: list[str], kinds: dict[str, int],
-             alerts: list[str]) -> None:
+             alerts: list[str], texts: list[str]) -> None:
         kind = element.WhichOneof("type")
         kinds[kind] = kinds.get(kind, 0) + 1
         if kind == "alert":
             alerts.append(element.alert.body)
+        if kind == "markdown":
+            texts.append(element.markdown.body)
         if kind == "exception":
             exceptions.append(f"{element.exception.type}: {element.exception.message}")
             return

@@ -10,6 +10,7 @@ The only core imports are the ``Callback`` base class the live view plugs into
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Hashable
 
@@ -17,26 +18,32 @@ import pandas as pd
 import streamlit as st
 
 from dltl_core.cache import config_key, single_flight
-from dltl_core.train import Callback
+from dltl_core.train import Callback, YieldWhile
 from dltl_ui.charts.curves import show_curves
 
-__all__ = ["AUTO_SECONDS", "LiveCurves", "memo_get", "memo_put", "resume_button", "run_bounded", "run_live"]
+__all__ = ["AUTO_SECONDS", "LiveCurves", "memo_get", "memo_put", "others_running", "resume_button", "run_bounded",
+           "run_live"]
 
 
 class LiveCurves(Callback):
     """Redraws the learning curves in a placeholder while ``fit`` runs, and a progress bar.
 
-    Redraws at most every ``every_s`` seconds (plus the last epoch), so the drawing does
-    not slow the training down. Each redraw is also where Streamlit notices a click (a
-    Stop button, a slider): the run is then interrupted and the page reruns. The records
-    so far are kept in ``st.session_state[state_key]`` for that rerun to show.
+    Redraws at most every ``every_s`` seconds, so the drawing does not slow the training
+    down, and not while ``defer()`` says other visitors' pages are running (a redraw is
+    0.1-0.2 s of Python that would hold up theirs) unless it is ``4 * every_s`` late. Not
+    at the last epoch either: the page replaces the live view with the final charts at
+    once. Each redraw is also where Streamlit notices a click (a Stop button, a slider):
+    the run is then interrupted and the page reruns. The records so far are kept in
+    ``st.session_state[state_key]`` for that rerun to show.
     """
 
-    def __init__(self, epochs: int, state_key: str, every_s: float = 0.5, label: str = "Training") -> None:
+    def __init__(self, epochs: int, state_key: str, every_s: float = 0.5, label: str = "Training",
+                 defer: Callable[[], bool] = lambda: False) -> None:
         self.epochs = epochs
         self.state_key = state_key
         self.every_s = every_s
         self.label = label
+        self.defer = defer
         self.records: list[dict[str, Any]] = []
         self._bar = st.progress(0.0, text=f"{label}…")
         self._chart = st.empty()
@@ -48,7 +55,10 @@ class LiveCurves(Callback):
         st.session_state[self.state_key] = list(self.records)
         now = time.perf_counter()
         # Drawing costs ~0.1-0.2 s: keep it under a quarter of the wall time.
-        if now - self._last_draw >= max(self.every_s, 3 * self._draw_cost) or record.epoch >= self.epochs:
+        since = now - self._last_draw
+        due = since >= max(self.every_s, 3 * self._draw_cost)
+        # Deferred at most a few periods: the progress and the Stop button stay alive.
+        if due and record.epoch < self.epochs and (since >= 4 * self.every_s or not self.defer()):
             self._bar.progress(min(1.0, record.epoch / self.epochs),
                                text=f"{self.label}: epoch {record.epoch} of {self.epochs}, "
                                     f"validation loss {record.val_loss:.3f}")
@@ -61,6 +71,19 @@ class LiveCurves(Callback):
         """Remove the live view (the page then draws the final charts)."""
         self._bar.empty()
         self._chart.empty()
+
+
+_SCRIPT_THREAD = "ScriptRunner.scriptThread"  # Streamlit's name for the thread running one session's script
+
+
+def others_running() -> bool:
+    """True while another session's script (a page or a fragment) runs in this server.
+
+    Streamlit runs each session's script in a thread of this name that ends with the run,
+    so the live threads of that name are the sessions waiting for an answer right now.
+    """
+    me = threading.current_thread()
+    return any(t is not me and t.name == _SCRIPT_THREAD for t in threading.enumerate())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -128,8 +151,8 @@ def _train_live(namespace: str, key: Hashable, run: Callable[[list[Callback]], A
     button.button("⏹ Stop", key=f"{namespace}__stop_btn",
                   on_click=lambda: st.session_state.update({stopped_key: key}),
                   help="Stop this run; the curves so far stay on the page.")
-    live = LiveCurves(epochs, partial_key, label=label)
-    result = run([live])
+    live = LiveCurves(epochs, partial_key, label=label, defer=others_running)
+    result = run([live, YieldWhile(others_running)])  # the class's slider moves go first
     live.clear()
     button.empty()
     memo_put(namespace, key, result)

@@ -46,3 +46,28 @@ def test_the_same_overfit_link_opened_by_many_tabs_trains_once(tmp_path):
     # Every tab shows the finished run (its learning curves), the waiters included.
     assert all(r.kinds.get("vega_lite_chart", 0) >= 1 for r in results), \
         [r.kinds for r in results]
+
+
+def test_a_short_run_pauses_while_other_visitors_pages_run(tmp_path):
+    with streamlit_server(env={"DLTL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}) as base:
+        stclient.connect(base, "/overfit", "", timeout=300).close()  # imports and the default run done
+        light = stclient.connect(base, "/gd", "", timeout=300)
+        done, answers = threading.Event(), []
+
+        def student() -> None:  # another visitor rerunning /gd the whole time
+            while not done.is_set():
+                answers.append(light.rerun())
+
+        t = threading.Thread(target=student)
+        t.start()
+        try:
+            run = stclient.connect(base, "/overfit", "seed=4343&epochs=300", timeout=300)
+        finally:
+            done.set()
+            t.join(timeout=120)
+        light.close()
+    assert not run.last.exception and answers and not any(exc for _, _, exc in answers), run.last.exceptions
+    assert run.last.kinds.get("progress"), run.last.kinds  # this tab trained the run itself
+    # The run gave way to the /gd reruns: its caption says for how long.
+    paused = [t for t in run.last.texts if "paused for other visitors' pages" in t]
+    assert paused, run.last.texts

@@ -14,7 +14,7 @@ import torch
 
 from dltl_core.data import load_digits, load_image_folder, make_2d, split_tensors, train_val_split
 from dltl_core.models import count_parameters, create_model
-from dltl_core.train import Callback, StopFlag, TrainConfig, evaluate, fit, predict
+from dltl_core.train import Callback, StopFlag, TrainConfig, YieldWhile, evaluate, fit, predict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,6 +178,27 @@ def test_callbacks_see_every_epoch_and_can_stop(digits):
     probe = type("Probe", (Callback,), {"on_train_batch_end": lambda self, t, s, loss: steps.append(s)})()
     result = fit(create_model("mlp", seed=0), train, val, TrainConfig(epochs=10), callbacks=[probe, flag])
     assert result.interrupted and len(result.history) == 1 and len(steps) == 5
+
+
+def test_yielding_pauses_the_run_but_keeps_its_result_and_a_share_of_the_time(digits):
+    train, val = digits
+    config = TrainConfig(epochs=3, seed=1)
+    plain = fit(create_model("mlp", seed=1), train, val, config)
+    idle = YieldWhile(lambda: False)
+    assert fit(create_model("mlp", seed=1), train, val, config, callbacks=[idle]) and idle.waited_s == 0.0
+    polls = []
+    busy = YieldWhile(lambda: polls.append(1) or True, share=0.5)  # someone is always waiting
+    paused = fit(create_model("mlp", seed=1), train, val, config, callbacks=[busy])
+    # The same steps: the same curves and weights, only later.
+    assert [r.val_loss for r in paused.history] == [r.val_loss for r in plain.history]
+    for a, b in zip(paused.model.state_dict().values(), plain.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # It paused while asked, but kept its share (half here) of the wall time.
+    assert polls and busy.waited_s > 0
+    assert busy.waited_s <= paused.seconds * 0.5 + 0.05, (busy.waited_s, paused.seconds)
+    assert busy.waited_s >= paused.seconds * 0.25, (busy.waited_s, paused.seconds)
+    with pytest.raises(ValueError, match="share"):
+        YieldWhile(lambda: True, share=0.0)
 
 
 def test_schedule_weight_decay_and_param_groups(digits):

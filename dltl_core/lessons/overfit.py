@@ -20,7 +20,7 @@ from dltl_core.data import SYNTHETIC, load_dataset, train_val_split
 from dltl_core.data.digits import DIGITS_TRAIN, DIGITS_VAL_FRACTION
 from dltl_core.models import count_parameters, create_model
 from dltl_core.settings import check, seed_field, setting
-from dltl_core.train import Callback, FitResult, TrainConfig, fit, predict
+from dltl_core.train import Callback, FitResult, TrainConfig, YieldWhile, fit, predict
 
 DATA_CHOICES: dict[str, str] = {**SYNTHETIC, "digits": "Digits (8x8)"}
 POOL_2D = 1000  # points drawn for a 2-D set: 400 validation, up to 600 for training
@@ -126,6 +126,8 @@ class OverfitResult:
         parameters: number of weights of the model.
         train_samples, val_samples: sizes of the two sets.
         seconds: wall time of the training.
+        paused_s: of ``seconds``, the time the run paused to let other visitors' pages run
+            (a ``YieldWhile`` callback on a shared server).
     """
 
     config: OverfitConfig
@@ -143,6 +145,7 @@ class OverfitResult:
     train_samples: int
     val_samples: int
     seconds: float
+    paused_s: float = 0.0
 
 
 def make_data(cfg: OverfitConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -220,5 +223,6 @@ def run_overfit(cfg: OverfitConfig, callbacks: Sequence[Callback] = (), boundary
             for t, s in ((train, "train"), (val, "validation"))], ignore_index=True)
     return OverfitResult(cfg, history, result.best_epoch, result.stopped_early, result.diverged_at,
                          result.interrupted, gap_loss, gap_acc, final, boundary, points,
-                         count_parameters(result.model), len(train[1]), len(val[1]), result.seconds)
+                         count_parameters(result.model), len(train[1]), len(val[1]), result.seconds,
+                         sum(cb.waited_s for cb in callbacks if isinstance(cb, YieldWhile)))
 

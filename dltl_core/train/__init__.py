@@ -5,11 +5,11 @@
     >>> result.best_epoch, result.best_val_acc, result.history[-1].as_dict()
 """
 
-from dltl_core.train.callbacks import Callback, History, LambdaCallback, StopFlag, TimeLimit
+from dltl_core.train.callbacks import Callback, History, LambdaCallback, StopFlag, TimeLimit, YieldWhile
 from dltl_core.train.config import EpochRecord, FitResult, TrainConfig
 from dltl_core.train.fit import Trainer, cpu_threads_for, evaluate, fit, predict
 
 __all__ = [
-    "Callback", "EpochRecord", "FitResult", "History", "LambdaCallback", "StopFlag", "TimeLimit",
+    "Callback", "EpochRecord", "FitResult", "History", "LambdaCallback", "StopFlag", "TimeLimit", "YieldWhile",
     "TrainConfig", "Trainer", "cpu_threads_for", "evaluate", "fit", "predict",
 ]

@@ -86,3 +86,48 @@ class History(Callback):
 
     def on_epoch_end(self, trainer: "Trainer", record: "EpochRecord") -> None:
         self.records.append(record)
+
+
+class YieldWhile(Callback):
+    """Pauses the run between steps while ``busy()`` is true: training gives way.
+
+    On a shared server a short run trains in the same process as the other visitors'
+    page scripts. Python runs one thread at a time, so without pauses every slider move
+    of the class waits behind the training loop (a 3 s run beside five /gd sessions
+    nearly tripled their 95th-percentile answer time). Pausing costs the run only wall
+    time: the steps, and so the result, are the same.
+
+    Args:
+        busy: e.g. "another visitor's script is running"; checked after every step.
+        share: the least fraction of the wall time the run keeps for itself while
+            ``busy()`` stays true, so a busy class slows the run down but never stops it.
+        poll_s: how often ``busy()`` is checked during a pause.
+
+    Attributes:
+        waited_s: seconds spent paused so far.
+    """
+
+    def __init__(self, busy: Callable[[], bool], share: float = 0.25, poll_s: float = 0.02) -> None:
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        self.busy = busy
+        self.share = share
+        self.poll_s = poll_s
+        self.waited_s = 0.0
+        self._start = 0.0
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        self._start = time.perf_counter()
+        self.waited_s = 0.0
+
+    def on_train_batch_end(self, trainer: "Trainer", step: int, loss: Tensor) -> None:
+        t0 = time.perf_counter()
+        ran = t0 - self._start - self.waited_s
+        # The longest pause that leaves the run its share: ran / (ran + waited) >= share.
+        allowed = ran * (1.0 - self.share) / self.share - self.waited_s
+        while allowed > 0 and self.busy():
+            time.sleep(min(self.poll_s, allowed))
+            now = time.perf_counter()
+            allowed -= now - t0
+            self.waited_s += now - t0
+            t0 = now

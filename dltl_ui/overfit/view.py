@@ -59,8 +59,9 @@ def show_run(res: Any, partial: list[dict] | None, namespace: str, epochs: int, 
                         caption="What to notice: the dashed line marks the epoch with the lowest validation "
                                 "loss (where early stopping rolls back to); the grey bar is the gap at the end. "
                                 + overfit_claim(res))
+    paused = f" ({res.paused_s:.1f} s of it paused for other visitors' pages)" if res.paused_s >= 0.05 else ""
     st.caption(f"{res.parameters:,} weights · {res.train_samples} training / {res.val_samples} validation samples "
-               f"· trained in {res.seconds:.1f} s")
+               f"· trained in {res.seconds:.1f} s{paused}")
 
 
 # Run B's default: a clear contrast to run A's value of the knob.
